@@ -1,0 +1,62 @@
+# One entry point for setup, the offline demo, tests, lint, synth and benchmarks.
+# Every target installs what it needs from the project's own files.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Offline, quiet and credential-free for every process we start (boto3 and the SageMaker
+# toolkit must never probe the EC2 metadata address, CDK must not phone home).
+export AWS_EC2_METADATA_DISABLED := true
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+export AWS_DEFAULT_REGION ?= us-east-1
+export AWS_REGION ?= us-east-1
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo local-train test test-fast lint synth bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements-local.txt constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed
+
+## The README's main command: the whole workflow offline.
+demo: setup
+	$(BIN)/python -m trainops demo
+
+## Training exactly as SageMaker runs it: 2 simulated hosts through the real toolkit.
+local-train: setup
+	$(BIN)/python -m trainops local-train --hosts 2 --processes-per-host 1
+
+## The README's test command: lint + every test (slow ones included).
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+synth: setup
+	npx cdk synth --quiet
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf cdk.out .runs .pytest_cache .ruff_cache

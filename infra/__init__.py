@@ -1,0 +1,1 @@
+"""CDK constructs for the training stack: one module per concern, composed in `stack`."""

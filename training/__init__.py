@@ -1,0 +1,1 @@
+"""What runs inside the SageMaker training container (no CDK or boto3 imports here)."""

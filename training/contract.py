@@ -1,0 +1,115 @@
+"""The contract between the infrastructure and the training script.
+
+Hyperparameter keys, channel names, the checkpoint location, the metric log format and the
+SageMaker launcher flags live here, and only here. The CDK app, the operator CLI and the
+training script all import this module, so it must stay free of torch and CDK imports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# --- Code bundle -------------------------------------------------------------------------------
+#: Entry script, relative to the root of sourcedir.tar.gz (the toolkit's `sagemaker_program`).
+ENTRY_POINT = "training/train.py"
+#: Requirements file per image family; the bundle ships the chosen one as /opt/ml/code/requirements.txt.
+REQUIREMENTS_BY_IMAGE = {
+    "smddp": "training/requirements.txt",  # PyTorch 2.3.0 DLC (SMDDP)
+    "current": "training/requirements-local.txt",  # current DLCs and this repo's venv
+}
+
+# --- Channels ----------------------------------------------------------------------------------
+TRAIN_CHANNEL = "train"
+#: Optional: a held-out split; without it a deterministic split of `train` is used.
+VALIDATION_CHANNEL = "validation"
+CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL)
+
+# --- Locations inside the container ------------------------------------------------------------
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+CHECKPOINT_FILE = "last.ckpt"
+MODEL_FILE = "model.pt"
+MODEL_INFO_FILE = "model.json"
+
+# --- Distribution (SageMaker framework parameters, i.e. launcher flags) --------------------------
+#: Distribution backend -> the toolkit hyperparameter that selects its launcher.
+LAUNCHER_FLAGS = {
+    "smddp": "sagemaker_distributed_dataparallel_enabled",  # mpirun + smddprun
+    "torchrun": "sagemaker_torch_distributed_enabled",  # torchrun, NCCL on GPU
+}
+BACKENDS = ("smddp", "torchrun", "none")
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One user-facing hyperparameter: its default (as SageMaker sends it, a string) and rule."""
+
+    default: str
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+#: User hyperparameters the script understands. Values travel as strings (CreateTrainingJob).
+HYPERPARAMETERS: dict[str, Hyperparameter] = {
+    "epochs": Hyperparameter("10", "number of training epochs (integer >= 1)"),
+    "batch_size": Hyperparameter("64", "per-device batch size (integer >= 1)"),
+    "lr": Hyperparameter("0.001", "base learning rate for one process (float > 0)"),
+    "lr_scaling": Hyperparameter(
+        "linear", "how the learning rate grows with world size", ("linear", "sqrt", "none")
+    ),
+    "precision": Hyperparameter(
+        "auto",
+        "numeric precision; auto = bf16-mixed on bf16 GPUs, 16-mixed on older GPUs, 32 on CPU",
+        ("auto", "32", "16-mixed", "bf16-mixed"),
+    ),
+    "seed": Hyperparameter("42", "random seed (integer >= 0)"),
+    "num_workers": Hyperparameter("0", "data loader workers per process (integer >= 0)"),
+    "checkpoint_every_n_steps": Hyperparameter(
+        "50", "write last.ckpt every N optimizer steps, and at each epoch end (integer >= 1)"
+    ),
+    "dist_timeout_s": Hyperparameter(
+        "600", "timeout for process-group init and collectives, seconds (integer >= 1)"
+    ),
+    "process_group_backend": Hyperparameter(
+        "auto",
+        "torch.distributed backend; auto = smddp under the SMDDP launcher, nccl on GPU, gloo on CPU",
+        ("auto", "smddp", "nccl", "gloo"),
+    ),
+}
+
+# --- Metrics -----------------------------------------------------------------------------------
+#: Every metric line the script prints starts with this tag, then `name=value` pairs.
+METRIC_LINE_PREFIX = "[metrics]"
+#: Metrics the script reports; each gets a SageMaker MetricDefinition.
+METRIC_NAMES = ("train_loss", "val_loss", "val_acc", "epoch", "samples_per_sec", "lr")
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def format_metric_line(metrics: dict[str, float], step: int) -> str:
+    """Render one metric line: `[metrics] step=12 val_acc=0.9812 ...` (stable key order)."""
+    parts = [f"step={int(step)}"]
+    parts += [f"{name}={float(metrics[name]):.6g}" for name in METRIC_NAMES if name in metrics]
+    return f"{METRIC_LINE_PREFIX} " + " ".join(parts)
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """SageMaker MetricDefinitions (Name/Regex) for every metric the script prints."""
+    prefix = re.escape(METRIC_LINE_PREFIX)
+    return [
+        {"Name": name, "Regex": rf"{prefix}.*\b{name}={_NUMBER}"} for name in METRIC_NAMES
+    ]
+
+
+def parse_metric_line(line: str) -> dict[str, float]:
+    """Inverse of `format_metric_line`, for the operator side and tests; {} if not a metric line."""
+    if not line.lstrip().startswith(METRIC_LINE_PREFIX):
+        return {}
+    out: dict[str, float] = {}
+    for token in line.split(METRIC_LINE_PREFIX, 1)[1].split():
+        key, sep, value = token.partition("=")
+        if sep:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                continue
+    return out
