@@ -1,0 +1,27 @@
+"""Test-wide environment: offline, credential-free, quiet.
+
+Set before anything imports boto3, sagemaker or aws_cdk: fake credentials and a region so no
+client probes the EC2 metadata address, and CDK's built-in template validator off (one test
+turns it back on explicitly).
+"""
+
+import os
+
+_OFFLINE_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "CDK_VALIDATION": "false",
+    "CDK_DISABLE_VERSION_CHECK": "1",
+    "CDK_DISABLE_CLI_TELEMETRY": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+for _key, _value in _OFFLINE_ENV.items():
+    os.environ[_key] = _value
+for _key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    os.environ.pop(_key, None)
