@@ -1,0 +1,5 @@
+"""`python -m trainops ...`: the operator CLI."""
+
+from trainops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,355 @@
+"""Run one training job on this machine exactly as SageMaker runs it, through the real toolkit.
+
+Each simulated host gets its own SageMaker-style folder (`SAGEMAKER_BASE_DIR`: input/config/*.json,
+input/data/<channel>, model, output, checkpoints) and its own `train` process: the console
+script of `sagemaker-training`, with `SAGEMAKER_TRAINING_MODULE` naming the PyTorch DLC's
+entry point, as inside the real container. The toolkit downloads and unpacks the code bundle,
+installs its requirements, and launches the entry script with torchrun (N hosts x M processes,
+gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
+
+Hosts are named 127.0.0.1, 127.0.0.2, ...: distinct names that resolve to loopback without
+touching /etc/hosts, sorted as SageMaker sorts hosts (so at most 9 hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training import contract
+
+#: The PyTorch DLC's `SAGEMAKER_TRAINING_MODULE`: what its `train` entry point runs.
+DLC_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
+#: Environment variable the training script reads for its checkpoint dir (SageMaker: /opt/ml/checkpoints).
+CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
+MAX_LOCAL_HOSTS = 9
+_STOP_GRACE_S = 10.0
+
+
+def host_names(count: int) -> list[str]:
+    """Loopback host names for `count` simulated instances, in SageMaker's sorted order."""
+    if not 1 <= count <= MAX_LOCAL_HOSTS:
+        raise ValueError(
+            f"instance_count={count} cannot run locally: allowed 1..{MAX_LOCAL_HOSTS} hosts"
+        )
+    return [f"127.0.0.{i}" for i in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class LocalJobSpec:
+    """What CreateTrainingJob says, resolved to local paths."""
+
+    job_name: str
+    hyperparameters: Mapping[str, str]  # as sent to SageMaker, sagemaker_* keys included
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    channels: Mapping[str, Path] = field(default_factory=dict)  # channel -> local data folder
+    environment: Mapping[str, str] = field(default_factory=dict)
+    checkpoint_store: Path | None = None  # stands in for CheckpointConfig.S3Uri
+    input_mode: str = "File"
+
+
+@dataclass
+class HostRun:
+    """One simulated instance: its folder, its `train` process and its log."""
+
+    name: str
+    base_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base_dir / "checkpoints"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.base_dir / "output" / "failure"
+
+    def failure_reason(self) -> str | None:
+        """The toolkit's own failure message (output/failure), first line kept short."""
+        if not self.failure_file.exists():
+            return None
+        text = self.failure_file.read_text(errors="replace").strip()
+        return text[-1024:] if text else None
+
+
+class LocalTrainingJob:
+    """Lay out, launch, watch and stop the hosts of one local training job."""
+
+    def __init__(self, spec: LocalJobSpec, root: Path, *, echo: Callable[[str], None] | None = None):
+        self.spec = spec
+        self.root = root
+        self.echo = echo
+        self.hosts = [
+            HostRun(name, root / "hosts" / f"algo-{i}")
+            for i, name in enumerate(host_names(spec.instance_count), start=1)
+        ]
+        self._syncer: _CheckpointSync | None = None
+        self._tails: list[threading.Thread] = []
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+
+    # --- layout ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Write each host's SageMaker folder: config JSONs, replicated data, restored checkpoints."""
+        names = [h.name for h in self.hosts]
+        for host in self.hosts:
+            config = host.base_dir / "input" / "config"
+            config.mkdir(parents=True, exist_ok=True)
+            for sub in ("model", "output/data", "checkpoints", "code"):
+                (host.base_dir / sub).mkdir(parents=True, exist_ok=True)
+            _write_json(config / "hyperparameters.json", dict(self.spec.hyperparameters))
+            _write_json(config / "resourceconfig.json", self._resource_config(host.name, names))
+            _write_json(
+                config / "inputdataconfig.json",
+                {
+                    name: {
+                        "TrainingInputMode": self.spec.input_mode,
+                        "S3DistributionType": "FullyReplicated",
+                        "RecordWrapperType": "None",
+                    }
+                    for name in self.spec.channels
+                },
+            )
+            for name, source in self.spec.channels.items():
+                target = host.base_dir / "input" / "data" / name
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(source, target)
+            if self.spec.checkpoint_store and self.spec.checkpoint_store.is_dir():
+                shutil.copytree(self.spec.checkpoint_store, host.checkpoint_dir, dirs_exist_ok=True)
+
+    def _resource_config(self, current: str, names: list[str]) -> dict[str, object]:
+        return {
+            "current_host": current,
+            "current_instance_type": self.spec.instance_type,
+            "current_group_name": "homogeneousCluster",
+            "hosts": names,
+            "instance_groups": [
+                {
+                    "instance_group_name": "homogeneousCluster",
+                    "instance_type": self.spec.instance_type,
+                    "hosts": names,
+                }
+            ],
+            "network_interface_name": "lo",
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every host's `train` process (non-blocking)."""
+        self.prepare()
+        self.started_at = time.time()
+        train_cmd = str(Path(sys.executable).with_name("train"))
+        for host in self.hosts:
+            env = self._host_env(host)
+            host.log_path = self.root / "logs" / f"{host.base_dir.name}.log"
+            host.log_path.parent.mkdir(parents=True, exist_ok=True)
+            host.process = subprocess.Popen(
+                [train_cmd],
+                env=env,
+                cwd=host.base_dir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # one process group per host: stop/kill reaches torchrun's children
+            )
+            tail = threading.Thread(target=self._pump, args=(host,), daemon=True)
+            tail.start()
+            self._tails.append(tail)
+        if self.spec.checkpoint_store is not None:
+            self._syncer = _CheckpointSync(
+                [h.checkpoint_dir for h in self.hosts], self.spec.checkpoint_store
+            )
+            self._syncer.start()
+
+    def _host_env(self, host: HostRun) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_"))
+        }
+        env.update(self.spec.environment)
+        env.update(
+            {
+                "SAGEMAKER_BASE_DIR": str(host.base_dir),
+                "SAGEMAKER_TRAINING_MODULE": DLC_TRAINING_MODULE,
+                "TRAINING_JOB_NAME": self.spec.job_name,
+                CHECKPOINT_DIR_ENV: str(host.checkpoint_dir),
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "GLOO_SOCKET_IFNAME": "lo",
+                "PYTHONUNBUFFERED": "1",
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+            }
+        )
+        return env
+
+    def _pump(self, host: HostRun) -> None:
+        assert host.process is not None and host.process.stdout is not None
+        assert host.log_path is not None
+        with host.log_path.open("wb") as log:
+            for raw in iter(host.process.stdout.readline, b""):
+                log.write(raw)
+                log.flush()
+                if self.echo is not None:
+                    self.echo(f"[{host.base_dir.name}] {raw.decode(errors='replace').rstrip()}")
+
+    def poll(self) -> list[int | None]:
+        """Exit code of each host's process (None while it runs)."""
+        return [h.process.poll() if h.process else None for h in self.hosts]
+
+    @property
+    def running(self) -> bool:
+        return any(code is None for code in self.poll())
+
+    def wait(self, timeout_s: float | None = None) -> list[int]:
+        """Block until every host exits (a failed host stops the others, as SageMaker does)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.running:
+            codes = self.poll()
+            if any(c not in (None, 0) for c in codes):
+                self.stop(reason="another host failed")
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                self.stop(reason=f"exceeded {timeout_s:.0f}s")
+                break
+            time.sleep(0.2)
+        return self._finish()
+
+    def stop(self, *, reason: str = "stopped", sig: int = signal.SIGTERM) -> None:
+        """Signal every host's process group; SIGKILL whatever outlives the grace period."""
+        for host in self.hosts:
+            _signal_group(host.process, sig)
+        deadline = time.monotonic() + _STOP_GRACE_S
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for host in self.hosts:
+            _signal_group(host.process, signal.SIGKILL)
+        if self.echo is not None:
+            self.echo(f"[local-job] {self.spec.job_name}: {reason}")
+
+    def kill(self) -> None:
+        """SIGKILL every process at once (what a spot reclaim looks like from inside)."""
+        for host in self.hosts:
+            _signal_group(host.process, signal.SIGKILL)
+        self._finish()
+
+    def _finish(self) -> list[int]:
+        codes = []
+        for host in self.hosts:
+            assert host.process is not None
+            codes.append(host.process.wait())
+        for tail in self._tails:
+            tail.join(timeout=5)
+        if self._syncer is not None:
+            self._syncer.stop()
+        self.ended_at = self.ended_at or time.time()
+        return codes
+
+    # --- results ---------------------------------------------------------------------------
+    def model_files(self) -> list[Path]:
+        """Every file any host wrote to its model dir (a correct job: exactly one host did)."""
+        return sorted(p for h in self.hosts for p in h.model_dir.rglob("*") if p.is_file())
+
+    def failure_reason(self) -> str | None:
+        """First host failure, named by host, from the toolkit's failure file or the exit code."""
+        for host, code in zip(self.hosts, self.poll(), strict=True):
+            if code not in (None, 0):
+                reason = host.failure_reason() or f"exit code {code}"
+                return f"{host.base_dir.name} ({host.name}): {_last_line(reason)}"
+        return None
+
+    def log_lines(self) -> list[str]:
+        """All host logs, host-tagged, for metric parsing and diagnostics."""
+        lines = []
+        for host in self.hosts:
+            if host.log_path and host.log_path.exists():
+                text = host.log_path.read_text(errors="replace")
+                lines += [f"[{host.base_dir.name}] {line}" for line in text.splitlines()]
+        return lines
+
+    def metrics(self) -> dict[str, float]:
+        """Latest value of each metric printed by the script (contract metric lines)."""
+        latest: dict[str, float] = {}
+        for line in self.log_lines():
+            _, _, rest = line.partition("] ")
+            latest.update(contract.parse_metric_line(rest))
+        return latest
+
+
+class _CheckpointSync(threading.Thread):
+    """Copy new or changed checkpoint files from every host to the shared store, continuously.
+
+    SageMaker syncs CheckpointConfig.LocalPath to S3 while the job runs; a spot reclaim then
+    loses at most what was written since the last sync.
+    """
+
+    def __init__(self, sources: list[Path], store: Path, interval_s: float = 0.5):
+        super().__init__(daemon=True)
+        self.sources, self.store, self.interval_s = sources, store, interval_s
+        self._halt = threading.Event()
+        self._seen: dict[Path, tuple[int, int]] = {}
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval_s):
+            self.sync_once()
+        self.sync_once()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def sync_once(self) -> None:
+        self.store.mkdir(parents=True, exist_ok=True)
+        for source in self.sources:
+            for path in source.rglob("*"):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # replaced between listing and stat
+                    continue
+                stamp = (stat.st_mtime_ns, stat.st_size)
+                if self._seen.get(path) == stamp:
+                    continue
+                target = self.store / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.sync")
+                try:
+                    shutil.copy2(path, tmp)
+                except FileNotFoundError:
+                    continue
+                os.replace(tmp, target)
+                self._seen[path] = stamp
+
+
+def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text.strip()

@@ -1,0 +1,143 @@
+"""`trainops local-train`: the training job exactly as SageMaker runs it, on this machine.
+
+Packs training/ into the same sourcedir.tar.gz the stack ships, then runs the real toolkit on
+N simulated hosts x M processes (torchrun launcher, gloo on CPU), or one plain process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.sourcedir import build_sourcedir
+from training import contract
+from trainops.local_job import LocalJobSpec, LocalTrainingJob
+from trainops.script_mode import script_mode_hyperparameters
+
+DEFAULT_ROOT = Path(".runs/local")
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """Outcome of one local job."""
+
+    job_name: str
+    exit_codes: list[int]
+    failure: str | None
+    model_files: list[Path]
+    metrics: dict[str, float]
+    seconds: float
+    root: Path
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure and all(code == 0 for code in self.exit_codes)
+
+
+def run_local_training(
+    *,
+    hosts: int = 2,
+    processes_per_host: int = 1,
+    hyperparameters: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+    root: Path = DEFAULT_ROOT,
+    job_name: str | None = None,
+    checkpoint_store: Path | None = None,
+    timeout_s: float | None = None,
+    echo=print,
+) -> LocalResult:
+    """Build the bundle, lay out the hosts, run them to completion and collect the outcome."""
+    job_name = job_name or time.strftime("local-%Y%m%d-%H%M%S")
+    job_root = root / job_name
+    job_root.mkdir(parents=True, exist_ok=True)
+    bundle = job_root / "sourcedir.tar.gz"
+    build_sourcedir(bundle, image_family="current")
+    distributed = hosts * processes_per_host > 1
+    params = script_mode_hyperparameters(
+        submit_directory=str(bundle.resolve()),
+        job_name=job_name,
+        instance_type="ml.m5.xlarge",
+        backend="torchrun" if distributed else "none",
+        processes_per_host=processes_per_host,
+    )
+    params.update(hyperparameters or {})
+    channels = {contract.TRAIN_CHANNEL: data_dir} if data_dir else {}
+    spec = LocalJobSpec(
+        job_name=job_name,
+        hyperparameters=params,
+        instance_count=hosts,
+        channels=channels,
+        checkpoint_store=checkpoint_store or job_root / "checkpoint-store",
+    )
+    job = LocalTrainingJob(spec, job_root.resolve(), echo=echo)
+    started = time.monotonic()
+    job.start()
+    codes = job.wait(timeout_s)
+    return LocalResult(
+        job_name=job_name,
+        exit_codes=codes,
+        failure=job.failure_reason(),
+        model_files=job.model_files(),
+        metrics=job.metrics(),
+        seconds=time.monotonic() - started,
+        root=job_root,
+    )
+
+
+def _parse_hp(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--hp {item!r}: expected KEY=VALUE, e.g. --hp epochs=5")
+        out[key] = value
+    return out
+
+
+def _handle(args: argparse.Namespace) -> int:
+    echo = print if args.verbose else _metrics_only
+    result = run_local_training(
+        hosts=args.hosts,
+        processes_per_host=args.processes_per_host,
+        hyperparameters=_parse_hp(args.hp),
+        data_dir=args.data,
+        root=args.root,
+        timeout_s=args.timeout,
+        echo=echo,
+    )
+    summary = {
+        "job_name": result.job_name,
+        "status": "Completed" if result.ok else "Failed",
+        "exit_codes": result.exit_codes,
+        "failure": result.failure,
+        "val_acc": result.metrics.get("val_acc"),
+        "model_files": [str(p) for p in result.model_files],
+        "seconds": round(result.seconds, 1),
+        "logs": str(result.root / "logs"),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0 if result.ok else 1
+
+
+def _metrics_only(line: str) -> None:
+    if contract.METRIC_LINE_PREFIX in line or "Error" in line or "resuming" in line:
+        print(line, flush=True)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "local-train",
+        help="run the training job through the real SageMaker toolkit on simulated local hosts",
+        description=__doc__,
+    )
+    p.add_argument("--hosts", type=int, default=2, help="simulated instances (1-9)")
+    p.add_argument("--processes-per-host", type=int, default=1, help="processes per instance")
+    p.add_argument("--data", type=Path, help="folder for the train channel (default: the built-in dataset)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where job folders go")
+    p.add_argument("--timeout", type=float, help="stop the job after this many seconds")
+    p.add_argument("-v", "--verbose", action="store_true", help="stream every host's full log")
+    p.set_defaults(handler=_handle)
