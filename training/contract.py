@@ -42,18 +42,43 @@ BACKENDS = ("smddp", "torchrun", "none")
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One user-facing hyperparameter: its default (as SageMaker sends it, a string) and rule."""
+    """One user-facing hyperparameter: its default (as SageMaker sends it, a string) and rule.
+
+    `kind` is "int", "float" or "str"; `minimum` bounds numbers (inclusive, or exclusive when
+    `exclusive_minimum`); `choices`, when given, lists every allowed string.
+    """
 
     default: str
     help: str
     choices: tuple[str, ...] = ()
+    kind: str = "str"
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+
+    def rule(self) -> str:
+        """What is allowed, in words: `an integer >= 1`, `one of linear, sqrt, none`."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        noun = {"int": "an integer", "float": "a number"}.get(self.kind, "a string")
+        if self.minimum is None:
+            return noun
+        bound = self.minimum if self.kind == "float" else int(self.minimum)
+        return f"{noun} {'>' if self.exclusive_minimum else '>='} {bound}"
 
 
 #: User hyperparameters the script understands. Values travel as strings (CreateTrainingJob).
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
-    "epochs": Hyperparameter("10", "number of training epochs (integer >= 1)"),
-    "batch_size": Hyperparameter("64", "per-device batch size (integer >= 1)"),
-    "lr": Hyperparameter("0.001", "base learning rate for one process (float > 0)"),
+    "epochs": Hyperparameter("10", "number of training epochs (integer >= 1)", kind="int", minimum=1),
+    "batch_size": Hyperparameter(
+        "256", "per-device batch size (integer >= 1)", kind="int", minimum=1
+    ),
+    "lr": Hyperparameter(
+        "0.001",
+        "base learning rate for one process (float > 0)",
+        kind="float",
+        minimum=0,
+        exclusive_minimum=True,
+    ),
     "lr_scaling": Hyperparameter(
         "linear", "how the learning rate grows with world size", ("linear", "sqrt", "none")
     ),
@@ -62,20 +87,85 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         "numeric precision; auto = bf16-mixed on bf16 GPUs, 16-mixed on older GPUs, 32 on CPU",
         ("auto", "32", "16-mixed", "bf16-mixed"),
     ),
-    "seed": Hyperparameter("42", "random seed (integer >= 0)"),
-    "num_workers": Hyperparameter("0", "data loader workers per process (integer >= 0)"),
+    "seed": Hyperparameter("42", "random seed (integer >= 0)", kind="int", minimum=0),
+    "num_workers": Hyperparameter(
+        "0", "data loader workers per process (integer >= 0)", kind="int", minimum=0
+    ),
     "checkpoint_every_n_steps": Hyperparameter(
-        "50", "write last.ckpt every N optimizer steps, and at each epoch end (integer >= 1)"
+        "50",
+        "write last.ckpt every N optimizer steps, and at each epoch end (integer >= 1)",
+        kind="int",
+        minimum=1,
     ),
     "dist_timeout_s": Hyperparameter(
-        "600", "timeout for process-group init and collectives, seconds (integer >= 1)"
+        "600",
+        "timeout for process-group init and collectives, seconds (integer >= 1)",
+        kind="int",
+        minimum=1,
     ),
     "process_group_backend": Hyperparameter(
         "auto",
         "torch.distributed backend; auto = smddp under the SMDDP launcher, nccl on GPU, gloo on CPU",
         ("auto", "smddp", "nccl", "gloo"),
     ),
+    "max_steps": Hyperparameter(
+        "-1",
+        "stop after this many optimizer steps in total, -1 = no limit (integer >= -1)",
+        kind="int",
+        minimum=-1,
+    ),
 }
+
+
+class HyperparameterError(ValueError):
+    """A hyperparameter value that breaks its rule; the message is one line for the operator."""
+
+
+def parse_hyperparameter(name: str, value: str) -> int | float | str:
+    """Check one hyperparameter (as the string SageMaker sends) and return its typed value.
+
+    Raises HyperparameterError with one line naming the key, the value and what is allowed:
+    `hyperparameter epochs='ten' is invalid: expected an integer >= 1`.
+    """
+    spec = HYPERPARAMETERS.get(name)
+    if spec is None:
+        raise HyperparameterError(
+            f"unknown hyperparameter {name}={value!r}: expected one of "
+            + ", ".join(HYPERPARAMETERS)
+        )
+    bad = HyperparameterError(f"hyperparameter {name}={value!r} is invalid: expected {spec.rule()}")
+    text = str(value).strip()
+    if spec.choices:
+        if text not in spec.choices:
+            raise bad
+        return text
+    typed: int | float | str
+    try:
+        if spec.kind == "int":
+            typed = int(text)
+        elif spec.kind == "float":
+            typed = float(text)
+            if typed != typed or typed in (float("inf"), float("-inf")):
+                raise bad
+        else:
+            return text
+    except ValueError:
+        raise bad from None
+    if spec.minimum is not None and (
+        typed < spec.minimum or (spec.exclusive_minimum and typed == spec.minimum)
+    ):
+        raise bad
+    return typed
+
+
+# --- Environment knobs the local runner sets (none of them exists on SageMaker) ----------------
+#: Overrides the checkpoint folder (default CHECKPOINT_DIR on SageMaker, or
+#: $SAGEMAKER_BASE_DIR/checkpoints when the toolkit's base dir is moved).
+CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
+#: Where the prepared-data cache lives (one per node); default: a per-host temp folder.
+CACHE_DIR_ENV = "TRAINING_CACHE_DIR"
+#: Outside SageMaker: the root of the local model/output/checkpoint folders (default .runs/local).
+LOCAL_ROOT_ENV = "TRAINING_LOCAL_ROOT"
 
 # --- Metrics -----------------------------------------------------------------------------------
 #: Every metric line the script prints starts with this tag, then `name=value` pairs.

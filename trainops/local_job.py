@@ -13,6 +13,7 @@ touching /etc/hosts, sorted as SageMaker sorts hosts (so at most 9 hosts).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,12 +25,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from training import contract
 
 #: The PyTorch DLC's `SAGEMAKER_TRAINING_MODULE`: what its `train` entry point runs.
 DLC_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
-#: Environment variable the training script reads for its checkpoint dir (SageMaker: /opt/ml/checkpoints).
+#: Env var naming the script's checkpoint dir (on SageMaker: /opt/ml/checkpoints).
 CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
 MAX_LOCAL_HOSTS = 9
 _STOP_GRACE_S = 10.0
@@ -54,7 +56,7 @@ class LocalJobSpec:
     instance_count: int = 1
     channels: Mapping[str, Path] = field(default_factory=dict)  # channel -> local data folder
     environment: Mapping[str, str] = field(default_factory=dict)
-    checkpoint_store: Path | None = None  # stands in for CheckpointConfig.S3Uri
+    checkpoint_store: CheckpointStore | None = None  # CheckpointConfig.S3Uri
     input_mode: str = "File"
 
 
@@ -90,7 +92,9 @@ class HostRun:
 class LocalTrainingJob:
     """Lay out, launch, watch and stop the hosts of one local training job."""
 
-    def __init__(self, spec: LocalJobSpec, root: Path, *, echo: Callable[[str], None] | None = None):
+    def __init__(
+        self, spec: LocalJobSpec, root: Path, *, echo: Callable[[str], None] | None = None
+    ):
         self.spec = spec
         self.root = root
         self.echo = echo
@@ -105,7 +109,7 @@ class LocalTrainingJob:
 
     # --- layout ----------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Write each host's SageMaker folder: config JSONs, replicated data, restored checkpoints."""
+        """Write each host's SageMaker folder: config, replicated data, restored checkpoints."""
         names = [h.name for h in self.hosts]
         for host in self.hosts:
             config = host.base_dir / "input" / "config"
@@ -130,8 +134,8 @@ class LocalTrainingJob:
                 if target.exists():
                     shutil.rmtree(target)
                 shutil.copytree(source, target)
-            if self.spec.checkpoint_store and self.spec.checkpoint_store.is_dir():
-                shutil.copytree(self.spec.checkpoint_store, host.checkpoint_dir, dirs_exist_ok=True)
+            if self.spec.checkpoint_store is not None:
+                self.spec.checkpoint_store.restore(host.checkpoint_dir)
 
     def _resource_config(self, current: str, names: list[str]) -> dict[str, object]:
         return {
@@ -166,7 +170,8 @@ class LocalTrainingJob:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # one process group per host: stop/kill reaches torchrun's children
+                # One process group per host: stop/kill also reaches torchrun's children.
+                start_new_session=True,
             )
             tail = threading.Thread(target=self._pump, args=(host,), daemon=True)
             tail.start()
@@ -181,7 +186,9 @@ class LocalTrainingJob:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_"))
+            if not k.startswith(
+                ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_")
+            )
         }
         env.update(self.spec.environment)
         env.update(
@@ -291,14 +298,42 @@ class LocalTrainingJob:
         return latest
 
 
+class CheckpointStore(Protocol):
+    """Where CheckpointConfig.S3Uri points: a folder locally, an S3 prefix on the emulator."""
+
+    def restore(self, into: Path) -> None:
+        """Copy every stored checkpoint file into a host's checkpoint dir."""
+
+    def save(self, relative: str, path: Path) -> None:
+        """Store one checkpoint file (atomically: readers never see half of it)."""
+
+
+@dataclass(frozen=True)
+class DirCheckpointStore:
+    """A local folder standing in for the checkpoint S3 prefix."""
+
+    root: Path
+
+    def restore(self, into: Path) -> None:
+        if self.root.is_dir():
+            shutil.copytree(self.root, into, dirs_exist_ok=True)
+
+    def save(self, relative: str, path: Path) -> None:
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.sync")
+        shutil.copy2(path, tmp)
+        os.replace(tmp, target)
+
+
 class _CheckpointSync(threading.Thread):
-    """Copy new or changed checkpoint files from every host to the shared store, continuously.
+    """Upload new or changed checkpoint files from every host, continuously.
 
     SageMaker syncs CheckpointConfig.LocalPath to S3 while the job runs; a spot reclaim then
-    loses at most what was written since the last sync.
+    loses at most what was written since the last sync. Dot-files (temporary writes) are skipped.
     """
 
-    def __init__(self, sources: list[Path], store: Path, interval_s: float = 0.5):
+    def __init__(self, sources: list[Path], store: CheckpointStore, interval_s: float = 0.5):
         super().__init__(daemon=True)
         self.sources, self.store, self.interval_s = sources, store, interval_s
         self._halt = threading.Event()
@@ -311,39 +346,29 @@ class _CheckpointSync(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(timeout=10)
+        self.join(timeout=30)
 
     def sync_once(self) -> None:
-        self.store.mkdir(parents=True, exist_ok=True)
         for source in self.sources:
-            for path in source.rglob("*"):
+            for path in sorted(source.rglob("*")):
                 if not path.is_file() or path.name.startswith("."):
                     continue
                 try:
                     stat = path.stat()
-                except FileNotFoundError:  # replaced between listing and stat
+                    stamp = (stat.st_mtime_ns, stat.st_size)
+                    if self._seen.get(path) == stamp:
+                        continue
+                    self.store.save(path.relative_to(source).as_posix(), path)
+                except FileNotFoundError:  # replaced between listing and copying
                     continue
-                stamp = (stat.st_mtime_ns, stat.st_size)
-                if self._seen.get(path) == stamp:
-                    continue
-                target = self.store / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.sync")
-                try:
-                    shutil.copy2(path, tmp)
-                except FileNotFoundError:
-                    continue
-                os.replace(tmp, target)
                 self._seen[path] = stamp
 
 
 def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
     if process is None or process.poll() is not None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _write_json(path: Path, data: object) -> None:

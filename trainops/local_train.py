@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infra.sourcedir import build_sourcedir
 from training import contract
-from trainops.local_job import LocalJobSpec, LocalTrainingJob
+from trainops.local_job import DirCheckpointStore, LocalJobSpec, LocalTrainingJob
 from trainops.script_mode import script_mode_hyperparameters
 
 DEFAULT_ROOT = Path(".runs/local")
@@ -70,7 +70,7 @@ def run_local_training(
         hyperparameters=params,
         instance_count=hosts,
         channels=channels,
-        checkpoint_store=checkpoint_store or job_root / "checkpoint-store",
+        checkpoint_store=DirCheckpointStore(checkpoint_store or job_root / "checkpoint-store"),
     )
     job = LocalTrainingJob(spec, job_root.resolve(), echo=echo)
     started = time.monotonic()
@@ -135,8 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hosts", type=int, default=2, help="simulated instances (1-9)")
     p.add_argument("--processes-per-host", type=int, default=1, help="processes per instance")
-    p.add_argument("--data", type=Path, help="folder for the train channel (default: the built-in dataset)")
-    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
+    p.add_argument("--data", type=Path, help="train channel folder (default: built-in dataset)")
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where job folders go")
     p.add_argument("--timeout", type=float, help="stop the job after this many seconds")
     p.add_argument("-v", "--verbose", action="store_true", help="stream every host's full log")

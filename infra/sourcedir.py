@@ -1,0 +1,97 @@
+"""Reproducible sourcedir.tar.gz of the training code (pure Python; no aws_cdk import).
+
+Layout at the archive root, as SageMaker's toolkit unpacks it into /opt/ml/code:
+
+    requirements.txt      the file contract.REQUIREMENTS_BY_IMAGE names for the image family
+    training/...          the training package (.py and data files; no caches, no tests)
+
+Same source bytes -> same archive bytes: entries sorted, mtimes/uid/gid/names zeroed, modes
+fixed, gzip header without file name and with mtime 0. `touch` changes nothing; an edit does.
+Used by the CDK asset (infra/source_bundle.py) and by the local runner.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+from training import contract
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "training"
+ARCHIVE_NAME = "sourcedir.tar.gz"
+#: Files of training/ that go into the bundle (code and small data files the code reads).
+INCLUDE_SUFFIXES = (".py", ".txt", ".json", ".yaml", ".yml", ".cfg")
+EXCLUDE_DIRS = ("__pycache__", "tests", ".pytest_cache", ".ipynb_checkpoints")
+_FILE_MODE = 0o644
+_DIR_MODE = 0o755
+
+
+def bundle_files(root: Path = REPO_ROOT, *, image_family: str) -> list[tuple[str, Path]]:
+    """(archive name, source path) for every file of the bundle, sorted by archive name."""
+    if image_family not in contract.REQUIREMENTS_BY_IMAGE:
+        raise ValueError(
+            f"image_family={image_family!r}: expected one of {', '.join(contract.REQUIREMENTS_BY_IMAGE)}"
+        )
+    package = root / PACKAGE
+    if not package.is_dir():
+        raise FileNotFoundError(f"no {PACKAGE}/ package under {root}")
+    entries = [("requirements.txt", root / contract.REQUIREMENTS_BY_IMAGE[image_family])]
+    for path in package.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part in EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix in INCLUDE_SUFFIXES and not path.name.startswith("test_"):
+            entries.append((rel.as_posix(), path))
+    return sorted(entries)
+
+
+def _tarinfo(name: str, *, size: int = 0, is_dir: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+    info.mode = _DIR_MODE if is_dir else _FILE_MODE
+    return info
+
+
+def build_sourcedir_bytes(root: Path = REPO_ROOT, *, image_family: str) -> bytes:
+    """The archive as bytes (deterministic)."""
+    files = bundle_files(root, image_family=image_family)
+    dirs = sorted({str(Path(name).parent.as_posix()) for name, _ in files} - {"."})
+    # every parent directory too, so the toolkit recreates empty-looking packages faithfully
+    for d in list(dirs):
+        parent = Path(d).parent
+        while str(parent) != ".":
+            dirs.append(parent.as_posix())
+            parent = parent.parent
+    members: list[tuple[str, Path | None]] = [(d, None) for d in sorted(set(dirs))]
+    members += files
+    members.sort(key=lambda m: m[0])
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, path in members:
+            if path is None:
+                tar.addfile(_tarinfo(name, is_dir=True))
+            else:
+                data = path.read_bytes()
+                tar.addfile(_tarinfo(name, size=len(data)), io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def build_sourcedir(out_path: Path, *, image_family: str, root: Path = REPO_ROOT) -> str:
+    """Write the archive to `out_path` (only if its bytes changed); return its sha256 hex."""
+    data = build_sourcedir_bytes(root, image_family=image_family)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if not out_path.is_file() or out_path.read_bytes() != data:
+        out_path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()

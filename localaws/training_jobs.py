@@ -1,0 +1,336 @@
+"""SageMaker training jobs run on this machine: what the emulator runs for CreateTrainingJob.
+
+A request accepted by the emulated API becomes a `LocalJobRun`: a background thread that walks
+the job through SageMaker's secondary statuses (Starting, Downloading, Training, Uploading,
+Completed / Failed / Stopped), downloads the channels from the emulated S3, runs the real
+toolkit on one folder per simulated host (trainops.local_job), syncs checkpoints with the
+CheckpointConfig S3 prefix while it runs, applies the job's MetricDefinitions to the logs, and
+uploads model.tar.gz where OutputDataConfig says. The mutable fields it updates are those of
+moto's own training-job record, so DescribeTrainingJob and ListTrainingJobs report them.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import io
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainops.local_job import LocalJobSpec, LocalTrainingJob
+
+#: What SageMaker reports when it cannot get instances (the state machine retries on it).
+CAPACITY_FAILURE = (
+    "CapacityError: Unable to provision requested ML compute capacity. "
+    "Please retry using a different ML instance type."
+)
+_POLL_S = 0.5
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key/prefix` -> ("bucket", "key/prefix"); anything else is an error."""
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)
+    if not match:
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    return match.group(1), match.group(2)
+
+
+@dataclass(frozen=True)
+class S3CheckpointStore:
+    """CheckpointConfig.S3Uri: restored into each host at start, uploaded while training."""
+
+    s3: Any  # boto3 S3 client bound to the emulator
+    uri: str
+
+    def restore(self, into: Path) -> None:
+        bucket, prefix = parse_s3_uri(self.uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        for obj in _list_objects(self.s3, bucket, prefix):
+            target = into / obj["Key"][len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.s3.download_file(bucket, obj["Key"], str(target))
+
+    def save(self, relative: str, path: Path) -> None:
+        bucket, prefix = parse_s3_uri(self.uri)
+        key = f"{prefix.rstrip('/')}/{relative}" if prefix else relative
+        self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+
+
+class LocalJobRun(threading.Thread):
+    """One CreateTrainingJob request, executed; `record` is moto's describe-able job object."""
+
+    def __init__(
+        self,
+        request: dict[str, Any],
+        record: Any,
+        *,
+        s3: Any,
+        work_dir: Path,
+        environment: dict[str, str],
+        injected_failure: str | None = None,
+        echo: Callable[[str], None] | None = None,
+    ):
+        super().__init__(daemon=True, name=f"job-{request['TrainingJobName']}")
+        self.request, self.record, self.s3 = request, record, s3
+        self.work_dir = work_dir / request["TrainingJobName"]
+        self.environment = environment
+        self.injected_failure = injected_failure
+        self.echo = echo
+        self.job: LocalTrainingJob | None = None
+        self._stop_requested = threading.Event()
+        self._lock = threading.Lock()
+        self._init_record()
+
+    # --- moto record ---------------------------------------------------------------------
+    def _init_record(self) -> None:
+        now = _now()
+        r = self.record
+        r.algorithm_specification = self.request["AlgorithmSpecification"]  # moto overwrites it
+        r.training_job_status = "InProgress"
+        r.secondary_status = "Starting"
+        r.secondary_status_transitions = []
+        r.final_metric_data_list = []
+        r.training_start_time = None
+        r.training_end_time = None
+        r.last_modified_time = now
+        r.environment = self.request.get("Environment", {})
+        r.retry_strategy = self.request.get("RetryStrategy")
+        self._transition("Starting", "Preparing the instances for training")
+
+    def _transition(self, status: str, message: str) -> None:
+        with self._lock:
+            now = _now()
+            transitions = self.record.secondary_status_transitions
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = now
+            transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
+            self.record.secondary_status = status
+            self.record.last_modified_time = now
+        if self.echo:
+            self.echo(f"[{self.request['TrainingJobName']}] {status}: {message}")
+
+    def _end(self, status: str, secondary: str, message: str, reason: str | None = None) -> None:
+        self._transition(secondary, message)
+        with self._lock:
+            now = _now()
+            self.record.secondary_status_transitions[-1]["EndTime"] = now
+            self.record.training_job_status = status
+            self.record.training_end_time = now
+            if reason:
+                self.record.failure_reason = reason[:1024]
+            if self.record.training_start_time:
+                seconds = int((now - self.record.training_start_time).total_seconds())
+                self.record.training_time_in_seconds = max(seconds, 1)
+                self.record.billable_time_in_seconds = max(seconds, 1)
+
+    # --- control -------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """StopTrainingJob: Stopping now, Stopped once the processes are gone."""
+        with self._lock:
+            if self.record.training_job_status != "InProgress":
+                return
+            self.record.training_job_status = "Stopping"
+        self._transition("Stopping", "Stopping the training job")
+        self._stop_requested.set()
+
+    def kill_processes(self) -> None:
+        """SIGKILL every host process: an instance reclaimed mid-training (fault injection)."""
+        if self.job is not None:
+            self.job.kill()
+
+    # --- the job ---------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # the platform itself failed: report, never hang InProgress
+            self._end("Failed", "Failed", "Training job failed", f"InternalServerError: {exc}")
+
+    def _run(self) -> None:
+        if self.injected_failure:
+            self._end("Failed", "Failed", "Training job failed", self.injected_failure)
+            return
+        self._transition("Downloading", "Downloading input data")
+        channels = self._download_channels()
+        if self._stop_requested.is_set():
+            self._end("Stopped", "Stopped", "Training job stopped before training")
+            return
+        self._transition("Training", "Training image download completed. Training in progress.")
+        with self._lock:
+            self.record.training_start_time = _now()
+        self.job = LocalTrainingJob(self._spec(channels), self.work_dir, echo=self.echo)
+        self.job.start()
+        outcome = self._supervise()
+        self._collect_metrics()
+        if outcome == "stopped":
+            self.job.stop(reason="StopTrainingJob")
+            self.job.wait()
+            self._end("Stopped", "Stopped", "Training job stopped")
+            return
+        if outcome == "timeout":
+            self.job.stop(reason="MaxRuntimeInSeconds reached")
+            self.job.wait()
+            self._end(
+                "Failed",
+                "MaxRuntimeExceeded",
+                "Training job exceeded MaxRuntimeInSeconds",
+                "MaxRuntimeExceeded: Training job reached its MaxRuntimeInSeconds limit",
+            )
+            return
+        reason = self.job.failure_reason()
+        if reason:
+            self._end("Failed", "Failed", "Training job failed", f"AlgorithmError: {reason}")
+            return
+        self._transition("Uploading", "Uploading generated training model")
+        self._upload_model()
+        self._end("Completed", "Completed", "Training job completed")
+
+    def _spec(self, channels: dict[str, Path]) -> LocalJobSpec:
+        req = self.request
+        checkpoint = req.get("CheckpointConfig")
+        return LocalJobSpec(
+            job_name=req["TrainingJobName"],
+            hyperparameters=req.get("HyperParameters", {}),
+            instance_type=req["ResourceConfig"]["InstanceType"],
+            instance_count=int(req["ResourceConfig"]["InstanceCount"]),
+            channels=channels,
+            environment={**self.environment, **req.get("Environment", {})},
+            checkpoint_store=S3CheckpointStore(self.s3, checkpoint["S3Uri"])
+            if checkpoint
+            else None,
+            input_mode=req["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+        )
+
+    def _supervise(self) -> str:
+        assert self.job is not None
+        limit = self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        started = time.monotonic()
+        while self.job.running:
+            if self._stop_requested.is_set():
+                return "stopped"
+            codes = self.job.poll()
+            if any(c not in (None, 0) for c in codes):
+                self.job.stop(reason="a host failed")
+                break
+            if limit and time.monotonic() - started > limit:
+                return "timeout"
+            self._collect_metrics()
+            time.sleep(_POLL_S)
+        self.job.wait()
+        return "stopped" if self._stop_requested.is_set() else "done"
+
+    def _download_channels(self) -> dict[str, Path]:
+        channels = {}
+        for channel in self.request.get("InputDataConfig", []):
+            name = channel["ChannelName"]
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            bucket, prefix = parse_s3_uri(uri)
+            target = self.work_dir / "channels" / name
+            target.mkdir(parents=True, exist_ok=True)
+            objects = list(_list_objects(self.s3, bucket, prefix))
+            base = prefix if prefix.endswith("/") or not objects else prefix.rsplit("/", 1)[0] + "/"
+            for obj in objects:
+                if obj["Key"].endswith("/"):
+                    continue
+                rel = obj["Key"][len(base) :] if obj["Key"].startswith(base) else obj["Key"]
+                path = target / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, obj["Key"], str(path))
+            channels[name] = target
+        return channels
+
+    def _collect_metrics(self) -> None:
+        """Apply the job's MetricDefinitions regexes to the logs, as SageMaker does."""
+        if self.job is None:
+            return
+        definitions = self.request["AlgorithmSpecification"].get("MetricDefinitions", [])
+        latest: dict[str, float] = {}
+        for line in self.job.log_lines():
+            for definition in definitions:
+                match = re.search(definition["Regex"], line)
+                if match:
+                    try:
+                        latest[definition["Name"]] = float(match.group(1))
+                    except (IndexError, ValueError):
+                        continue
+        now = _now()
+        with self._lock:
+            self.record.final_metric_data_list = [
+                {"MetricName": name, "Value": value, "Timestamp": now}
+                for name, value in latest.items()
+            ]
+
+    def _upload_model(self) -> None:
+        assert self.job is not None
+        bucket, prefix = parse_s3_uri(self.request["OutputDataConfig"]["S3OutputPath"])
+        key = "/".join(p for p in (prefix.rstrip("/"), self.request["TrainingJobName"]) if p)
+        key += "/output/model.tar.gz"
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for host in self.job.hosts:
+                for path in sorted(host.model_dir.rglob("*")):
+                    if path.is_file():
+                        tar.add(path, arcname=path.relative_to(host.model_dir).as_posix())
+        self.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        with self._lock:
+            self.record.model_artifacts = {"S3ModelArtifacts": f"s3://{bucket}/{key}"}
+
+
+class LocalSageMaker:
+    """The emulator's training-job service: accepts requests, runs them, answers for them."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        s3_factory: Callable[[], Any],
+        *,
+        environment: dict[str, str] | None = None,
+        echo: Callable[[str], None] | None = None,
+    ):
+        self.work_dir = work_dir
+        self.s3_factory = s3_factory
+        self.environment = environment or {}
+        self.echo = echo
+        self.runs: dict[str, LocalJobRun] = {}
+        #: Failure reasons handed to the next jobs instead of running them (fault injection).
+        self.injected_failures: collections.deque[str] = collections.deque()
+        self.requests: list[dict[str, Any]] = []
+
+    def start(self, request: dict[str, Any], record: Any) -> None:
+        self.requests.append(request)
+        injected = self.injected_failures.popleft() if self.injected_failures else None
+        run = LocalJobRun(
+            request,
+            record,
+            s3=self.s3_factory(),
+            work_dir=self.work_dir,
+            environment=self.environment,
+            injected_failure=injected,
+            echo=self.echo,
+        )
+        self.runs[request["TrainingJobName"]] = run
+        run.start()
+
+    def stop(self, name: str) -> None:
+        run = self.runs.get(name)
+        if run is not None:
+            run.request_stop()
+
+    def wait_all(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        for run in list(self.runs.values()):
+            run.join(max(0.0, deadline - time.monotonic()))
+
+
+def _list_objects(s3: Any, bucket: str, prefix: str):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
