@@ -41,7 +41,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-_SUPPORTED_PATTERNS: Final = {ResourceCondition.Sync}
+# WaitForTaskToken too: moto's callback plumbing assumes its endpoint exists (as for Batch).
+_SUPPORTED_PATTERNS: Final = {ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
 _TERMINAL: Final = {"Completed", "Failed", "Stopped"}
 _ACTIONS: Final = {"createtrainingjob": "CreateTrainingJob"}
 

@@ -200,6 +200,8 @@ class LocalTrainingJob:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "GLOO_SOCKET_IFNAME": "lo",
                 "PYTHONUNBUFFERED": "1",
+                # The image's tools (torchrun, pip) come from this interpreter's environment.
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
             }
         )

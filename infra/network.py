@@ -1,0 +1,131 @@
+"""VPC for training jobs: isolated subnets, VPC endpoints, the self-referencing security group.
+
+No NAT gateway and no internet gateway: jobs reach S3 through a gateway endpoint and the AWS
+APIs they need through interface endpoints. The training security group allows all traffic
+from and to itself (NCCL/EFA/SMDDP between the nodes of one job) and, outbound, only HTTPS to
+the S3 prefix list and to the endpoints' security group.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.config import SUBNET_PREFIX, TrainingConfig
+
+#: Interface endpoints a job without internet uses (ECR for custom/derived images, Logs and
+#: CloudWatch for the script's own calls, STS/KMS for SDK credential and key calls, SageMaker
+#: API for jobs that describe themselves or register models).
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+}
+HTTPS = ec2.Port.tcp(443)
+
+
+class Network(Construct):
+    """`vpc`, `security_group` (training), `endpoint_security_group`, `subnet_ids`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: TrainingConfig,
+        flow_log_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Environment-agnostic stacks know 2 AZs; name more explicitly from Fn::GetAZs.
+        azs = [cdk.Fn.select(i, cdk.Fn.get_azs()) for i in range(config.max_azs)]
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(config.vpc_cidr),
+            availability_zones=azs,
+            nat_gateways=0,
+            create_internet_gateway=False,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="training",
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                    cidr_mask=SUBNET_PREFIX,
+                )
+            ],
+            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_s3(flow_log_bucket, "vpc-flow-logs/"),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        self.subnet_ids: list[str] = list(self.subnets.subnet_ids)
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "TrainingSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="SageMaker training nodes: all traffic within the group, HTTPS to endpoints",
+        )
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="VPC interface endpoints: HTTPS from the training security group",
+        )
+        sg = self.security_group
+        sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "all traffic between nodes of a job")
+        sg.add_egress_rule(sg, ec2.Port.all_traffic(), "all traffic between nodes of a job")
+        sg.add_egress_rule(self.endpoint_security_group, HTTPS, "HTTPS to the interface endpoints")
+        self.endpoint_security_group.add_ingress_rule(sg, HTTPS, "HTTPS from training nodes")
+
+        self.s3_prefix_list_id = self._s3_prefix_list_id()
+        sg.add_egress_rule(
+            ec2.Peer.prefix_list(self.s3_prefix_list_id), HTTPS, "HTTPS to S3 (gateway endpoint)"
+        )
+
+        self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        for name, service in INTERFACE_ENDPOINTS.items():
+            self.endpoints[name] = self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+                security_groups=[self.endpoint_security_group],
+                open=False,  # no VPC-CIDR rule: only the training SG may connect
+                private_dns_enabled=True,
+            )
+
+    def _s3_prefix_list_id(self) -> str:
+        """The region's S3 prefix list id (pl-...): CloudFormation cannot name it, so look it
+        up at deploy time with one DescribePrefixLists call."""
+        name = f"com.amazonaws.{cdk.Aws.REGION}.s3"
+        call = cr.AwsSdkCall(
+            service="EC2",
+            action="describePrefixLists",
+            parameters={"Filters": [{"Name": "prefix-list-name", "Values": [name]}]},
+            physical_resource_id=cr.PhysicalResourceId.of(f"s3-prefix-list-{cdk.Aws.REGION}"),
+            output_paths=["PrefixLists.0.PrefixListId"],
+        )
+        lookup = cr.AwsCustomResource(
+            self,
+            "S3PrefixList",
+            on_create=call,
+            on_update=call,
+            install_latest_aws_sdk=False,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["ec2:DescribePrefixLists"], resources=["*"])]
+            ),
+        )
+        self.prefix_list_lookup = lookup
+        return lookup.get_response_field("PrefixLists.0.PrefixListId")
