@@ -44,7 +44,7 @@ class ConfigError(ValueError):
 
 # --- Limits (SageMaker / Scheduler / CloudFormation) -------------------------------------------
 CONTEXT_KEY = "training"  # cdk.json context object; overrides are `-c training.<field>=<value>`
-MAX_INSTANCE_COUNT = 100
+MAX_INSTANCE_COUNT = 64  # a typo guard (20 for 2); same as infra.execution_input
 MAX_RUNTIME_S = 28 * 24 * 3600  # SageMaker's 28-day ceiling for MaxRuntime / MaxWait
 MAX_KEEP_ALIVE_S = 3600  # warm-pool KeepAlivePeriodInSeconds ceiling
 MAX_VOLUME_GB = 16384
@@ -488,7 +488,6 @@ class TrainingConfig:
     max_capacity_retries: int = 3
     tags: dict[str, str] = field(default_factory=dict)
     # --- added by the stack (issue 3) ---
-    data_prefix: str = "datasets"  # channels: s3://<data bucket>/<data_prefix>/<channel>/
     checkpoint_retention_days: int = 30  # expire objects under checkpoints/ after N days
     noncurrent_retention_days: int = 30  # expire noncurrent object versions after N days
 
@@ -520,11 +519,12 @@ class TrainingConfig:
 
     @property
     def train_prefix(self) -> str:
-        return f"{self.data_prefix}/{contract.TRAIN_CHANNEL}/"
+        """Key prefix of the default `train` channel in the data bucket."""
+        return f"{contract.TRAIN_CHANNEL}/"
 
     @property
     def validation_prefix(self) -> str:
-        return f"{self.data_prefix}/{contract.VALIDATION_CHANNEL}/"
+        return f"{contract.VALIDATION_CHANNEL}/"
 
     # --- loading ---
     @classmethod
@@ -632,9 +632,6 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
         "max_capacity_retries", v["max_capacity_retries"], 0, MAX_CAPACITY_RETRIES
     )
     out["tags"] = validate_tags(v["tags"])
-    prefix = v["data_prefix"]
-    if not isinstance(prefix, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*(/[a-z0-9_-]+)*", prefix):
-        raise _fail("data_prefix", prefix, "expected an S3 key prefix like datasets (no slashes at the ends)")
     for key in ("checkpoint_retention_days", "noncurrent_retention_days"):
         out[key] = _range(key, v[key], 1, MAX_RETENTION_DAYS, " days")
     return out

@@ -8,7 +8,7 @@ Every key is optional; whatever is absent comes from the stack configuration:
       "instance_type": "ml.p4d.24xlarge",         # an ml.* SageMaker training instance type
       "instance_count": 2,                        # integer, 1..MAX_INSTANCE_COUNT
       "spot": true,                               # managed spot training
-      "train_s3_uri": "s3://bucket/prefix/"       # the `train` channel (default: data bucket train/)
+      "train_s3_uri": "s3://bucket/prefix/"       # `train` channel; default: data bucket train/
     }
 
 Unknown keys are rejected. The state machine applies the same rules with Choice states before it
@@ -19,6 +19,7 @@ must not import aws_cdk.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,14 @@ from training import contract
 
 TRIGGERS = ("schedule", "operator")
 DEFAULT_TRIGGER = "operator"
-INPUT_KEYS = ("hyperparameters", "instance_count", "instance_type", "spot", "train_s3_uri", "trigger")
+INPUT_KEYS = (
+    "hyperparameters",
+    "instance_count",
+    "instance_type",
+    "spot",
+    "train_s3_uri",
+    "trigger",
+)
 #: A guard against typos (20 for 2): raise it deliberately if a bigger cluster is wanted.
 MAX_INSTANCE_COUNT = 64
 #: SageMaker's limits: 100 hyperparameters, 256 characters per key and per value.
@@ -34,17 +42,17 @@ MAX_HYPERPARAMETERS = 100
 MAX_HYPERPARAMETER_LENGTH = 256
 #: Keys the workflow sets itself (script mode); a user value would be overwritten.
 RESERVED_HYPERPARAMETER_PREFIX = "sagemaker_"
-FRAMEWORK_HYPERPARAMETERS = (
+SCRIPT_MODE_HYPERPARAMETERS = (
     "sagemaker_program",
     "sagemaker_submit_directory",
     "sagemaker_region",
     "sagemaker_container_log_level",
     "sagemaker_job_name",
     "sagemaker_instance_type",
-    *sorted(contract.LAUNCHER_FLAGS.values()),
 )
-#: User + default hyperparameters may use what the framework keys leave of SageMaker's 100.
-MAX_USER_HYPERPARAMETERS = MAX_HYPERPARAMETERS - 7  # 6 script-mode keys + 1 launcher flag
+#: User + default hyperparameters may use what the framework keys leave of SageMaker's 100
+#: (the script-mode keys plus at most one launcher flag).
+MAX_USER_HYPERPARAMETERS = MAX_HYPERPARAMETERS - len(SCRIPT_MODE_HYPERPARAMETERS) - 1
 #: SMDDP runs only on these (FIELD_NOTES: p4d, p4de, p3dn; not p5).
 SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
 
@@ -66,7 +74,7 @@ EXECUTION_INPUT_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": {"type": "string", "maxLength": MAX_HYPERPARAMETER_LENGTH},
         },
-        "instance_type": {"type": "string", "pattern": r"^ml\..+"},
+        "instance_type": {"type": "string", "pattern": r"^ml\..*\..*"},
         "instance_count": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCE_COUNT},
         "spot": {"type": "boolean"},
         "train_s3_uri": {"type": "string", "pattern": r"^s3://[^/]+/.*"},
@@ -74,8 +82,39 @@ EXECUTION_INPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+#: The rules, worded once: the state machine's Fail states use these as their Cause, and the
+#: Python validator adds `, got <value>` (the state machine cannot quote arbitrary values).
+MSG_NOT_OBJECT = "execution input must be a JSON object"
+MSG_UNKNOWN_KEY = f"execution input has an unknown key; allowed: {', '.join(INPUT_KEYS)}"
+MSG_TRIGGER = f"trigger must be one of {', '.join(repr(t) for t in TRIGGERS)}"
+MSG_HYPERPARAMETERS = "hyperparameters must be an object of string values"
+MSG_HYPERPARAMETER_VALUE = (
+    "hyperparameters values must be strings (SageMaker passes hyperparameters as strings)"
+)
+MSG_TOO_MANY_HYPERPARAMETERS = (
+    f"hyperparameters: at most {MAX_USER_HYPERPARAMETERS} keys including the defaults "
+    f"(SageMaker takes {MAX_HYPERPARAMETERS}, the workflow sets the rest)"
+)
+MSG_INSTANCE_TYPE = "instance_type must be a SageMaker instance type like 'ml.p4d.24xlarge'"
+MSG_INSTANCE_COUNT = f"instance_count must be an integer from 1 to {MAX_INSTANCE_COUNT}"
+MSG_SPOT = "spot must be true or false"
+MSG_TRAIN_S3_URI = (
+    "train_s3_uri must be an s3:// URI with a bucket and a key prefix (s3://bucket/prefix/)"
+)
+MSG_SMDDP_INSTANCE_TYPE = (
+    f"instance_type cannot run the smddp backend; use one of {', '.join(SMDDP_INSTANCE_TYPES)}"
+)
+
+
 class ExecutionInputError(ValueError):
     """A bad execution input; the message is one line naming the key, the value and the rule."""
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _type_name(value: Any) -> str:
@@ -94,46 +133,57 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _fail(message: str, value: Any) -> ExecutionInputError:
+    return ExecutionInputError(f"{message}, got {_json(value)}")
+
+
 def _check_hyperparameters(
     hps: Any, defaults: Mapping[str, str], strict_choices: bool
 ) -> dict[str, str]:
     if not isinstance(hps, Mapping):
-        raise ExecutionInputError(
-            f"hyperparameters must be an object of string values, got {_type_name(hps)}"
-        )
+        raise ExecutionInputError(f"{MSG_HYPERPARAMETERS}, got {_type_name(hps)}")
     for key, value in hps.items():
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_HYPERPARAMETER_LENGTH:
             raise ExecutionInputError(
-                f"hyperparameters key {key!r} must be 1-{MAX_HYPERPARAMETER_LENGTH} characters"
+                f"hyperparameters key {_json(key)} must be 1-{MAX_HYPERPARAMETER_LENGTH} characters"
             )
         if key.startswith(RESERVED_HYPERPARAMETER_PREFIX):
             raise ExecutionInputError(
-                f"hyperparameters key {key!r} is reserved: keys starting with "
-                f"{RESERVED_HYPERPARAMETER_PREFIX!r} are set by the workflow"
+                f"hyperparameters key {_json(key)} is reserved: keys starting with "
+                f"{_json(RESERVED_HYPERPARAMETER_PREFIX)} are set by the workflow"
             )
         if not isinstance(value, str):
             raise ExecutionInputError(
-                f"hyperparameters[{key!r}] must be a string (SageMaker passes hyperparameters "
-                f"as strings), got {_type_name(value)} {value!r}"
+                f"{MSG_HYPERPARAMETER_VALUE}, got {_json(key)}: {_json(value)}"
             )
         if len(value) > MAX_HYPERPARAMETER_LENGTH:
             raise ExecutionInputError(
-                f"hyperparameters[{key!r}] is {len(value)} characters, "
+                f"hyperparameters[{_json(key)}] is {len(value)} characters, "
                 f"at most {MAX_HYPERPARAMETER_LENGTH} allowed"
             )
         known = contract.HYPERPARAMETERS.get(key)
         if strict_choices and known is not None and known.choices and value not in known.choices:
-            allowed = ", ".join(repr(choice) for choice in known.choices)
+            allowed = ", ".join(_json(choice) for choice in known.choices)
             raise ExecutionInputError(
-                f"hyperparameters[{key!r}] must be one of {allowed}, got {value!r}"
+                f"hyperparameters[{_json(key)}] must be one of {allowed}, got {_json(value)}"
             )
     total = len(set(hps) | set(defaults))
     if total > MAX_USER_HYPERPARAMETERS:
-        raise ExecutionInputError(
-            f"hyperparameters: {total} keys with the defaults, at most {MAX_USER_HYPERPARAMETERS} "
-            f"allowed (SageMaker takes {MAX_HYPERPARAMETERS}, the workflow sets the rest)"
-        )
+        raise ExecutionInputError(f"{MSG_TOO_MANY_HYPERPARAMETERS}, got {total}")
     return dict(hps)
+
+
+def is_instance_type(value: Any) -> bool:
+    """`ml.<family>.<size>`: the state machine's StringMatches 'ml.*.*', in Python."""
+    return isinstance(value, str) and value.startswith("ml.") and "." in value[3:]
+
+
+def is_s3_prefix_uri(value: Any) -> bool:
+    """`s3://bucket/...`: the state machine's StringMatches 's3://*/*' and not 's3:///*'."""
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        return False
+    bucket, sep, _ = value[len("s3://") :].partition("/")
+    return bool(bucket) and bool(sep)
 
 
 def validate_execution_input(
@@ -148,38 +198,27 @@ def validate_execution_input(
 
     `defaults` (the configured hyperparameters) counts toward the hyperparameter limit;
     `backend` and `default_instance_type` enable the SMDDP instance-type rule;
-    `strict_choices` checks the contract's enumerated hyperparameter values (the state
-    machine does not: it checks types only).
+    `strict_choices` also checks the contract's enumerated hyperparameter values (the state
+    machine checks types only, so this is stricter than the state machine).
     """
     if not isinstance(data, Mapping):
-        raise ExecutionInputError(f"execution input must be a JSON object, got {_type_name(data)}")
+        raise ExecutionInputError(f"{MSG_NOT_OBJECT}, got {_type_name(data)}")
     unknown = sorted(str(key) for key in data if key not in INPUT_KEYS)
     if unknown:
-        raise ExecutionInputError(
-            f"unknown execution input key {unknown[0]!r}; allowed: {', '.join(INPUT_KEYS)}"
-        )
+        raise ExecutionInputError(f"{MSG_UNKNOWN_KEY}, got {_json(unknown[0])}")
     out: dict[str, Any] = {}
     if "trigger" in data:
-        trigger = data["trigger"]
-        if trigger not in TRIGGERS or not isinstance(trigger, str):
-            raise ExecutionInputError(
-                f"trigger must be one of {', '.join(repr(t) for t in TRIGGERS)}, got {trigger!r}"
-            )
-        out["trigger"] = trigger
+        if not isinstance(data["trigger"], str) or data["trigger"] not in TRIGGERS:
+            raise _fail(MSG_TRIGGER, data["trigger"])
+        out["trigger"] = data["trigger"]
     if "hyperparameters" in data:
         out["hyperparameters"] = _check_hyperparameters(
             data["hyperparameters"], defaults or {}, strict_choices
         )
     if "instance_type" in data:
-        instance_type = data["instance_type"]
-        if not isinstance(instance_type, str) or not instance_type.startswith("ml.") or len(
-            instance_type
-        ) <= len("ml."):
-            raise ExecutionInputError(
-                f"instance_type must be a SageMaker instance type like 'ml.p4d.24xlarge', "
-                f"got {instance_type!r}"
-            )
-        out["instance_type"] = instance_type
+        if not is_instance_type(data["instance_type"]):
+            raise _fail(MSG_INSTANCE_TYPE, data["instance_type"])
+        out["instance_type"] = data["instance_type"]
     if "instance_count" in data:
         count = data["instance_count"]
         if (
@@ -187,31 +226,18 @@ def validate_execution_input(
             or not isinstance(count, int)
             or not 1 <= count <= MAX_INSTANCE_COUNT
         ):
-            raise ExecutionInputError(
-                f"instance_count must be an integer from 1 to {MAX_INSTANCE_COUNT}, got {count!r}"
-            )
+            raise _fail(MSG_INSTANCE_COUNT, count)
         out["instance_count"] = count
     if "spot" in data:
-        spot = data["spot"]
-        if not isinstance(spot, bool):
-            raise ExecutionInputError(f"spot must be true or false, got {spot!r}")
-        out["spot"] = spot
+        if not isinstance(data["spot"], bool):
+            raise _fail(MSG_SPOT, data["spot"])
+        out["spot"] = data["spot"]
     if "train_s3_uri" in data:
-        uri = data["train_s3_uri"]
-        bucket = uri[len("s3://") :].split("/", 1)[0] if isinstance(uri, str) else ""
-        if not isinstance(uri, str) or not uri.startswith("s3://") or not bucket or "/" not in uri[
-            len("s3://") :
-        ]:
-            raise ExecutionInputError(
-                f"train_s3_uri must be an s3:// URI with a bucket and a key prefix "
-                f"(s3://bucket/prefix/), got {uri!r}"
-            )
-        out["train_s3_uri"] = uri
+        if not is_s3_prefix_uri(data["train_s3_uri"]):
+            raise _fail(MSG_TRAIN_S3_URI, data["train_s3_uri"])
+        out["train_s3_uri"] = data["train_s3_uri"]
     if backend == "smddp":
         instance_type = out.get("instance_type", default_instance_type)
         if instance_type is not None and instance_type not in SMDDP_INSTANCE_TYPES:
-            raise ExecutionInputError(
-                f"instance_type {instance_type!r} cannot run the smddp backend; "
-                f"use one of {', '.join(SMDDP_INSTANCE_TYPES)}"
-            )
+            raise _fail(MSG_SMDDP_INSTANCE_TYPE, instance_type)
     return out

@@ -15,6 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from infra import nag
 from infra.config import SUBNET_PREFIX, TrainingConfig
 
 #: Interface endpoints a job without internet uses (ECR for custom/derived images, Logs and
@@ -128,4 +129,11 @@ class Network(Construct):
             ),
         )
         self.prefix_list_lookup = lookup
+        nag.acknowledge(
+            lookup,
+            {
+                "AwsSolutions-IAM5[Resource::*]": "ec2:DescribePrefixLists has no resource-level"
+                " permissions; the lookup is read-only and runs once per deployment.",
+            },
+        )
         return lookup.get_response_field("PrefixLists.0.PrefixListId")

@@ -15,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra import nag
 from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -164,3 +165,30 @@ class ExecutionRole(Construct):
         )
         add(iam.PolicyStatement(sid="ManageEni", actions=ENI_MANAGE, resources=[eni_arn], conditions=in_vpc))
         add(iam.PolicyStatement(sid="DescribeNetwork", actions=ENI_DESCRIBE, resources=["*"]))
+
+        # --- cdk-nag: each wildcard resource, with why it cannot be narrower ---
+        logs = f"arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:{TRAINING_LOG_GROUP}"
+        artifacts = nag.arn_placeholder(artifacts_bucket)
+        nag.acknowledge(
+            self.role,
+            {
+                "AwsSolutions-IAM5[Resource::*]": "Only actions without resource-level permissions:"
+                " ecr:GetAuthorizationToken (registry login), ec2:Describe* for the job's VPC"
+                " config, and cloudwatch:PutMetricData, which is limited by a cloudwatch:namespace"
+                " condition to /aws/sagemaker/TrainingJobs.",
+                f"AwsSolutions-IAM5[Resource::{nag.arn_placeholder(data_bucket)}/*]": "Training"
+                " jobs read any dataset the operator stages in this stack's own data bucket"
+                " (read-only actions).",
+                f"AwsSolutions-IAM5[Resource::{artifacts}/{OUTPUT_PREFIX}*]": "Model output goes"
+                " under output/<job name>/; job names are minted per execution and attempt.",
+                f"AwsSolutions-IAM5[Resource::{artifacts}/{CHECKPOINT_PREFIX}*]": "Checkpoints"
+                " sync under checkpoints/<run>/, named at run time; read back on spot restarts.",
+                f"AwsSolutions-IAM5[Resource::{logs}:*]": "SageMaker writes one log stream per"
+                " job and host into the fixed /aws/sagemaker/TrainingJobs group.",
+                f"AwsSolutions-IAM5[Resource::{logs}:log-stream:*]": "Stream names are"
+                " <job name>/algo-<n>-<timestamp>, unknown before the job runs.",
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:"
+                "<AWS::AccountId>:network-interface/*]": "ENI ids do not exist before SageMaker"
+                " creates them; every ENI action is limited by an ec2:Vpc condition to this VPC.",
+            },
+        )

@@ -62,7 +62,7 @@ class EmbeddedAws:
         os.environ["MOTO_PORT"] = str(port)
         self.sagemaker = LocalSageMaker(
             self.work_dir / "jobs",
-            lambda: self.client("s3"),
+            self.client,
             environment={"S3_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.region},
             echo=self.echo,
         )

@@ -12,6 +12,7 @@ moto's own training-job record, so DescribeTrainingJob and ListTrainingJobs repo
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import io
 import re
@@ -31,6 +32,7 @@ CAPACITY_FAILURE = (
     "Please retry using a different ML instance type."
 )
 _POLL_S = 0.5
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -70,14 +72,16 @@ class LocalJobRun(threading.Thread):
         request: dict[str, Any],
         record: Any,
         *,
-        s3: Any,
+        clients: Callable[[str], Any],
         work_dir: Path,
         environment: dict[str, str],
         injected_failure: str | None = None,
         echo: Callable[[str], None] | None = None,
     ):
         super().__init__(daemon=True, name=f"job-{request['TrainingJobName']}")
-        self.request, self.record, self.s3 = request, record, s3
+        self.request, self.record = request, record
+        self.s3, self.logs = clients("s3"), clients("logs")
+        self._log_offsets: dict[str, int] = {}
         self.work_dir = work_dir / request["TrainingJobName"]
         self.environment = environment
         self.injected_failure = injected_failure
@@ -222,6 +226,7 @@ class LocalJobRun(threading.Thread):
             self._collect_metrics()
             time.sleep(_POLL_S)
         self.job.wait()
+        self._push_logs()
         return "stopped" if self._stop_requested.is_set() else "done"
 
     def _download_channels(self) -> dict[str, Path]:
@@ -244,10 +249,38 @@ class LocalJobRun(threading.Thread):
             channels[name] = target
         return channels
 
+    def _push_logs(self) -> None:
+        """Ship new log lines to CloudWatch Logs, one stream per host, as SageMaker does."""
+        if self.job is None:
+            return
+        if not self._log_offsets:
+            with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+                self.logs.create_log_group(logGroupName=LOG_GROUP)
+        for host in self.job.hosts:
+            if host.log_path is None or not host.log_path.exists():
+                continue
+            stream = f"{self.request['TrainingJobName']}/{host.base_dir.name}"
+            if stream not in self._log_offsets:
+                self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+                self._log_offsets[stream] = 0
+            with host.log_path.open("rb") as f:
+                f.seek(self._log_offsets[stream])
+                chunk = f.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._log_offsets[stream] += len(complete)
+            lines = [line for line in complete.decode(errors="replace").splitlines() if line]
+            stamp = int(time.time() * 1000)
+            for start in range(0, len(lines), 1000):
+                events = [{"timestamp": stamp, "message": m} for m in lines[start : start + 1000]]
+                self.logs.put_log_events(
+                    logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events
+                )
+
     def _collect_metrics(self) -> None:
         """Apply the job's MetricDefinitions regexes to the logs, as SageMaker does."""
         if self.job is None:
             return
+        self._push_logs()
         definitions = self.request["AlgorithmSpecification"].get("MetricDefinitions", [])
         latest: dict[str, float] = {}
         for line in self.job.log_lines():
@@ -287,13 +320,13 @@ class LocalSageMaker:
     def __init__(
         self,
         work_dir: Path,
-        s3_factory: Callable[[], Any],
+        clients: Callable[[str], Any],
         *,
         environment: dict[str, str] | None = None,
         echo: Callable[[str], None] | None = None,
     ):
         self.work_dir = work_dir
-        self.s3_factory = s3_factory
+        self.clients = clients
         self.environment = environment or {}
         self.echo = echo
         self.runs: dict[str, LocalJobRun] = {}
@@ -307,7 +340,7 @@ class LocalSageMaker:
         run = LocalJobRun(
             request,
             record,
-            s3=self.s3_factory(),
+            clients=self.clients,
             work_dir=self.work_dir,
             environment=self.environment,
             injected_failure=injected,

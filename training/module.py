@@ -8,6 +8,7 @@ mean uses AVG on every backend but gloo) and never a new process group (smddp ha
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -92,6 +93,34 @@ class Classifier(pl.LightningModule):
         self.val_acc.reset()
 
 
+class LastCheckpoint(pl.Callback):
+    """Writes `<dir>/last.ckpt` every N optimizer steps and at every training-epoch end.
+
+    Written by hand rather than with ModelCheckpoint, whose "last" rules differ between
+    Lightning 2.2 and 2.6 (2.6 writes last.ckpt at epoch end only after a top-k save).
+    `trainer.save_checkpoint` runs on every rank (it holds a barrier) and writes on global
+    rank 0 through the strategy's CheckpointIO (atomic: see train.py).
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int) -> None:
+        self.path = Path(dirpath) / contract.CHECKPOINT_FILE
+        self.every_n_steps = every_n_steps
+        self._saved_step = -1
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        if trainer.global_step == self._saved_step or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(str(self.path))
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer)
+
+
 class MetricLines(pl.Callback):
     """Prints contract metric lines (global rank 0, flushed) after every validation."""
 
@@ -103,8 +132,12 @@ class MetricLines(pl.Callback):
         self._samples = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = self._last = time.perf_counter()
+        self._start = self._last = 0.0
         self._samples = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self._start:  # from the first batch on: restores and loader start-up excluded
+            self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += len(batch[0])

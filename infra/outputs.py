@@ -1,0 +1,12 @@
+"""Names of the stack's CloudFormation outputs: the operator CLI finds everything by these.
+
+No aws_cdk import: the stack writes these outputs, the operator side reads them.
+"""
+
+STATE_MACHINE_ARN = "StateMachineArn"
+DATA_BUCKET = "DataBucketName"
+ARTIFACTS_BUCKET = "ArtifactsBucketName"
+TOPIC_ARN = "NotificationTopicArn"
+SECURITY_GROUP_ID = "TrainingSecurityGroupId"
+SUBNET_IDS = "PrivateSubnetIds"
+TRAIN_DATA_URI = "TrainDataS3Uri"
