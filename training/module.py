@@ -110,7 +110,7 @@ class LastCheckpoint(pl.Callback):
     def _save(self, trainer: pl.Trainer) -> None:
         if trainer.global_step == self._saved_step or trainer.sanity_checking:
             return
-        trainer.save_checkpoint(str(self.path))
+        trainer.save_checkpoint(str(self.path), weights_only=False)
         self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

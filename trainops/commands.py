@@ -1,0 +1,187 @@
+"""`trainops start | watch | list | stop`: operate runs of the deployed training workflow.
+
+Every command finds the state machine through the stack's outputs (by stack name) and works
+against real AWS or, with `--endpoint-url` / TRAINOPS_ENDPOINT_URL, the embedded emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.config import ConfigError, TrainingConfig, load_cdk_json_context
+from infra.execution_input import ExecutionInputError
+from trainops import progress, runs
+from trainops.aws import Aws, StackNotFound, stack_outputs
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def local_config(path: Path = CDK_JSON) -> TrainingConfig:
+    """The configuration the stack was synthesized from (cdk.json), for local validation."""
+    return TrainingConfig.from_context(load_cdk_json_context(path))
+
+
+def build_input(args: argparse.Namespace, config: TrainingConfig) -> dict[str, Any]:
+    """Execution input from CLI overrides, checked with the same rules as synth."""
+    data: dict[str, Any] = {"trigger": "operator"}
+    if args.hp:
+        data["hyperparameters"] = {}
+        for item in args.hp:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ExecutionInputError(f"--hp {item!r}: expected KEY=VALUE, e.g. --hp epochs=5")
+            data["hyperparameters"][key] = value
+    if args.instance_type:
+        data["instance_type"] = args.instance_type
+    if args.instance_count is not None:
+        data["instance_count"] = args.instance_count
+    if args.spot is not None:
+        data["spot"] = args.spot
+    if args.train_s3_uri:
+        data["train_s3_uri"] = args.train_s3_uri
+    _check_with_synth_rules(data, config)
+    return data
+
+
+def _check_with_synth_rules(data: dict[str, Any], config: TrainingConfig) -> None:
+    from infra import config as rules
+
+    try:
+        for key, value in data.get("hyperparameters", {}).items():
+            rules.validate_hyperparameter(key, value)
+        instance_type = rules.validate_instance_type(
+            data.get("instance_type", config.instance_type)
+        )
+        count = rules.validate_instance_count(data.get("instance_count", config.instance_count))
+        if config.backend == "smddp":
+            rules.resolve_backend("smddp", instance_type, count)
+        spot = data.get("spot", config.spot)
+        max_wait = config.max_wait_s or (config.max_runtime_s * 2 if spot else 0)
+        rules.validate_spot(spot, config.max_runtime_s, max_wait)
+    except ConfigError as exc:
+        raise ExecutionInputError(str(exc)) from None
+
+
+def _aws(args: argparse.Namespace) -> Aws:
+    return Aws(region=args.region, endpoint_url=args.endpoint_url)
+
+
+def _state_machine(args: argparse.Namespace, aws: Aws) -> str:
+    return stack_outputs(aws, args.stack_name).state_machine_arn
+
+
+def _watch(aws: Aws, execution_arn: str, args: argparse.Namespace) -> int:
+    printer = progress.Printer(as_json=args.json)
+    final = runs.wait_for(aws, execution_arn, printer, interval_s=args.interval)
+    if args.json:
+        print(json.dumps(final.to_json(), sort_keys=True))
+    else:
+        print(progress.outcome(final))
+    return 0 if final.status == "SUCCEEDED" else 1
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = local_config()
+    data = build_input(args, config)
+    aws = _aws(args)
+    arn = runs.start_run(
+        aws,
+        _state_machine(args, aws),
+        data,
+        name=args.name,
+        defaults=config.hyperparameters,
+        backend=config.backend,
+        default_instance_type=config.instance_type,
+    )
+    print(json.dumps({"executionArn": arn}) if args.json else f"started {arn}")
+    return _watch(aws, arn, args) if args.watch else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    aws = _aws(args)
+    arn = runs.resolve_execution(aws, _state_machine(args, aws), args.execution)
+    return _watch(aws, arn, args)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    aws = _aws(args)
+    found = runs.list_runs(aws, _state_machine(args, aws), limit=args.limit)
+    if args.json:
+        print(json.dumps([r.to_json() for r in found], sort_keys=True))
+        return 0
+    print(f"{'NAME':<40} {'STATUS':<10} {'SECONDS':>8} {'ATTEMPTS':>8}  RESULT")
+    for run in found:
+        result = (
+            f"val_acc={run.metrics['val_acc']:.4f}"
+            if "val_acc" in run.metrics
+            else run.failure or ""
+        )
+        seconds = f"{run.seconds:.0f}" if run.seconds is not None else "-"
+        print(f"{run.name[:40]:<40} {run.status:<10} {seconds:>8} {run.attempt:>8}  {result[:80]}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    aws = _aws(args)
+    arn = runs.resolve_execution(aws, _state_machine(args, aws), args.execution)
+    run = runs.stop_run(aws, arn, cause=args.cause)
+    print(json.dumps(run.to_json(), sort_keys=True) if args.json else progress.outcome(run))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack-name", default="SageMakerTraining", help="deployed stack")
+    parser.add_argument("--region", help="AWS region (default: from the environment)")
+    parser.add_argument(
+        "--endpoint-url", help="talk to an emulator here (env TRAINOPS_ENDPOINT_URL)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _guarded(handler):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ExecutionInputError, ConfigError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except (StackNotFound, LookupError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("start", help="start a training run (validated before anything is sent)")
+    _common(p)
+    p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--instance-type")
+    p.add_argument("--instance-count", type=int)
+    p.add_argument("--spot", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--train-s3-uri", help="s3://bucket/prefix/ of the train channel")
+    p.add_argument("--name", help="execution name (default: generated)")
+    p.add_argument("--watch", action="store_true", help="follow it until it ends")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    p.set_defaults(handler=_guarded(cmd_start))
+
+    p = sub.add_parser("watch", help="follow a run: state, job status, metrics, then the outcome")
+    _common(p)
+    p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    p.set_defaults(handler=_guarded(cmd_watch))
+
+    p = sub.add_parser("list", help="recent runs with status, duration and result")
+    _common(p)
+    p.add_argument("--limit", type=int, default=10)
+    p.set_defaults(handler=_guarded(cmd_list))
+
+    p = sub.add_parser("stop", help="stop a run: its training job and its execution")
+    _common(p)
+    p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
+    p.add_argument("--cause", default="stopped by operator")
+    p.set_defaults(handler=_guarded(cmd_stop))

@@ -1,0 +1,146 @@
+"""`trainops demo`: the whole workflow offline — the README's main command.
+
+Synthesizes the CDK app with the CDK CLI (CPU instances, torchrun: what this machine can run),
+deploys the template to the embedded AWS, uploads the default dataset to the data bucket,
+starts an execution with the input the retraining schedule sends, shows progress, and ends with
+the outcome. Exit code 0 only if the execution succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.schedule import SCHEDULED_INPUT
+from localaws.deploy import deploy
+from localaws.server import EmbeddedAws
+from localaws.training_jobs import parse_s3_uri
+from training.data import write_default_dataset
+from trainops import progress, runs
+from trainops.aws import Aws, stack_outputs
+
+REPO = Path(__file__).resolve().parent.parent
+#: What this machine can run: CPU instances, torchrun over gloo, File input.
+DEMO_CONTEXT = {
+    "training.instance_type": "ml.m5.xlarge",
+    "training.instance_count": "2",
+    "training.backend": "torchrun",
+    "training.input_mode": "File",
+}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    run: runs.RunStatus
+    timings: dict[str, float]
+
+
+def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
+    """`cdk synth` through the pinned CLI into out_dir; returns the cloud assembly folder."""
+    cdk = REPO / "node_modules" / ".bin" / "cdk"
+    if not cdk.exists():
+        raise SystemExit("the CDK CLI is missing: run `make setup` (npm ci) first")
+    cmd = [str(cdk), "synth", "--quiet", "--output", str(out_dir)]
+    for key, value in context.items():
+        cmd += ["-c", f"{key}={value}"]
+    cmd.append(stack_name)
+    env = {
+        **os.environ,
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "CDK_DISABLE_CLI_TELEMETRY": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+    }
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"cdk synth failed:\n{done.stderr.strip() or done.stdout.strip()}")
+    return out_dir
+
+
+def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
+    """Write the built-in dataset as a channel folder and upload it under the train prefix."""
+    folder = write_default_dataset(work / "dataset")
+    bucket, prefix = parse_s3_uri(train_uri)
+    keys = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+        aws.client("s3").upload_file(str(path), bucket, key)
+        keys.append(key)
+    return keys
+
+
+def run_demo(
+    *,
+    work: Path,
+    stack_name: str = "SageMakerTraining",
+    extra_input: dict | None = None,
+    echo=print,
+    verbose: bool = False,
+    interval_s: float = 1.0,
+) -> DemoResult:
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    echo("1/5 synthesizing the CDK app (CPU demo configuration)")
+    assembly = synth(work / "cdk.out", DEMO_CONTEXT, stack_name)
+    lap("synth")
+    log = (lambda line: echo(f"    {line}")) if verbose else None
+    with EmbeddedAws(work / "aws", echo=log) as emulator:
+        echo(f"2/5 deploying {stack_name} to the embedded AWS at {emulator.endpoint_url}")
+        deployed = deploy(emulator, assembly, stack_name)
+        if deployed.skipped_types:
+            echo(
+                f"    (not emulated, checked in the template: {', '.join(deployed.skipped_types)})"
+            )
+        lap("deploy")
+        aws = Aws(region=emulator.region, endpoint_url=emulator.endpoint_url)
+        outputs = stack_outputs(aws, stack_name)
+        echo(f"3/5 uploading the default dataset to {outputs.train_data_uri}")
+        upload_default_dataset(aws, outputs.train_data_uri, work)
+        lap("upload")
+        execution_input = {**SCHEDULED_INPUT, **(extra_input or {})}
+        echo(f"4/5 starting an execution with the scheduled input {execution_input}")
+        arn = runs.start_run(aws, outputs.state_machine_arn, execution_input)
+        printer = progress.Printer()
+        final = runs.wait_for(aws, arn, printer, interval_s=interval_s)
+        lap("workflow")
+    echo("5/5 outcome")
+    echo(progress.outcome(final))
+    return DemoResult(final, timings)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-demo-"))
+    if work.exists() and args.work:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    result = run_demo(work=work, verbose=args.verbose)
+    print(f"timings (s): {result.timings}; work folder: {work}")
+    if result.run.status != "SUCCEEDED":
+        print(f"demo failed: {result.run.failure or result.run.status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole workflow offline on the embedded AWS (the README's main command)",
+        description=__doc__,
+    )
+    p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
+    p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
+    p.set_defaults(handler=_handle)
