@@ -33,7 +33,8 @@ def outcome(run: RunStatus) -> str:
     """The final summary, several lines."""
     lines = [
         f"execution  {run.name}: {run.status}",
-        f"job        {run.job_name or '-'} ({run.job_status or 'not started'}, attempts: {run.attempt})",
+        f"job        {run.job_name or '-'} "
+        f"({run.job_status or 'not started'}, attempts: {run.attempt})",
     ]
     if "val_acc" in run.metrics:
         lines.append(f"val_acc    {run.metrics['val_acc']:.4f}")
