@@ -63,6 +63,15 @@ class RetrainingSchedule(Construct):
             ),
             description="EventBridge Scheduler: start the training state machine",
         )
+        # Scheduler writes undeliverable starts to the KMS-encrypted DLQ as this role; the L2
+        # target grants sqs:SendMessage only, SSE-KMS also needs the data key.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptDeadLetters",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+            )
+        )
         window = (
             scheduler.TimeWindow.flexible(cdk.Duration.minutes(config.schedule_flexible_window_min))
             if config.schedule_flexible_window_min

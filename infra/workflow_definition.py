@@ -510,7 +510,9 @@ def build_definition(s: WorkflowSettings) -> dict:
             "Comment": "Hyperparameters: user keys override the defaults key by key.",
             "Parameters": {
                 "run.$": "$.run",
-                "hyperparameters.$": "States.JsonMerge($.hp_defaults, $.run.hyperparameters, false)",
+                "hyperparameters.$": (
+                    "States.JsonMerge($.hp_defaults, $.run.hyperparameters, false)"
+                ),
                 "top_values.$": "$.run.*",
                 "hp_probe.$": "States.JsonMerge($.hp_sentinel, $.run.hyperparameters, false)",
                 "count_text.$": "States.JsonToString($.run.instance_count)",
@@ -820,6 +822,13 @@ def build_definition(s: WorkflowSettings) -> dict:
             "Comment": "TEST ONLY: what .sync returns (moto has no .sync).",
             "Resource": DESCRIBE_TRAINING_JOB_SDK,
             "Parameters": {"TrainingJobName.$": "$.job.name"},
+            # moto's SDK integration leaves datetimes in the output (AWS gives JSON numbers),
+            # which moto cannot serialize later: keep the fields the success path reads.
+            "ResultSelector": {
+                "TrainingJobName.$": "$.TrainingJobName",
+                "TrainingJobStatus.$": "$.TrainingJobStatus",
+                "ModelArtifacts.$": "$.ModelArtifacts",
+            },
             "ResultPath": "$.training",
             "Next": "SummarizeResult",
         }

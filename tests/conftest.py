@@ -25,3 +25,22 @@ for _key, _value in _OFFLINE_ENV.items():
     os.environ[_key] = _value
 for _key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
     os.environ.pop(_key, None)
+
+
+# --- shared fixtures ---------------------------------------------------------------------------
+import tarfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+STUB_CODE = Path(__file__).resolve().parent / "fixtures" / "stub_code"
+
+
+@pytest.fixture(scope="session")
+def stub_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sourcedir.tar.gz of a stub entry script (the real bundle's layout) for plumbing tests."""
+    path = tmp_path_factory.mktemp("bundle") / "sourcedir.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(STUB_CODE / "requirements.txt", arcname="requirements.txt")
+        tar.add(STUB_CODE / "training", arcname="training")
+    return path

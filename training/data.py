@@ -17,10 +17,12 @@ one line naming the file, the line and what was expected.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -102,7 +104,9 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; expected {EXPECTED}") from None
     try:  # fast path; any doubt goes to the line-by-line parser for the message
-        array = np.loadtxt(text.splitlines(), delimiter=",", comments="#", ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": reported below
+            array = np.loadtxt(text.splitlines(), delimiter=",", comments="#", ndmin=2)
         ok = (
             array.shape[0] > 0
             and array.shape[1] == NUM_FEATURES + 1
@@ -244,8 +248,6 @@ class ChannelDataModule(pl.LightningDataModule):
             raise DataError(
                 f"{source}: {len(y)} row(s); need at least 2 to split off a validation set"
             )
-        import io
-
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         atomic_write_bytes(target, buffer.getvalue())

@@ -119,6 +119,33 @@ def save_model(net: Any, model_dir: Path, info: dict[str, Any]) -> None:
     atomic_write(model_dir / contract.MODEL_INFO_FILE, text.encode())
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (pytest's capture swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _configure_logging(rank: int) -> None:
+    """INFO lines of the `training` loggers on stderr, tagged with the global rank."""
+    logger = logging.getLogger("training")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        if isinstance(handler, _StderrHandler):
+            logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+    )
+    logger.addHandler(handler)
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text[:500] if text else type(err).__name__
@@ -139,11 +166,7 @@ def run(argv: Sequence[str]) -> int:
     sm = sm_env.read(argv)
     cluster = cluster_mod.detect(sm)
     cluster_mod.export_env(cluster)
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s [rank {cluster.global_rank}] %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    _configure_logging(cluster.global_rank)
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     for note in cluster.notes:

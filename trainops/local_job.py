@@ -14,12 +14,14 @@ touching /etc/hosts, sorted as SageMaker sorts hosts (so at most 9 hosts).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -103,6 +105,7 @@ class LocalTrainingJob:
             for i, name in enumerate(host_names(spec.instance_count), start=1)
         ]
         self._syncer: _CheckpointSync | None = None
+        self._lock: _PortLock | None = None
         self._tails: list[threading.Thread] = []
         self.started_at: float | None = None
         self.ended_at: float | None = None
@@ -155,7 +158,14 @@ class LocalTrainingJob:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Start every host's `train` process (non-blocking)."""
+        """Start every host's `train` process (non-blocking).
+
+        torchrun's rendezvous port is fixed by the toolkit (7777) and, here, all hosts share
+        one machine: distributed jobs take a machine-wide lock so a second one waits its turn
+        instead of dying with EADDRINUSE.
+        """
+        if self.spec.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
+            self._lock = _PortLock()
         self.prepare()
         self.started_at = time.time()
         train_cmd = str(Path(sys.executable).with_name("train"))
@@ -244,7 +254,7 @@ class LocalTrainingJob:
         for host in self.hosts:
             _signal_group(host.process, sig)
         deadline = time.monotonic() + _STOP_GRACE_S
-        while self.running and time.monotonic() < deadline:
+        while any(_group_alive(h.process) for h in self.hosts) and time.monotonic() < deadline:
             time.sleep(0.1)
         for host in self.hosts:
             _signal_group(host.process, signal.SIGKILL)
@@ -262,10 +272,14 @@ class LocalTrainingJob:
         for host in self.hosts:
             assert host.process is not None
             codes.append(host.process.wait())
+            _signal_group(host.process, signal.SIGKILL)  # no straggler outlives its job
         for tail in self._tails:
             tail.join(timeout=5)
         if self._syncer is not None:
             self._syncer.stop()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self.ended_at = self.ended_at or time.time()
         return codes
 
@@ -275,11 +289,15 @@ class LocalTrainingJob:
         return sorted(p for h in self.hosts for p in h.model_dir.rglob("*") if p.is_file())
 
     def failure_reason(self) -> str | None:
-        """First host failure, named by host, from the toolkit's failure file or the exit code."""
-        for host, code in zip(self.hosts, self.poll(), strict=True):
-            if code not in (None, 0):
-                reason = host.failure_reason() or f"exit code {code}"
-                return f"{host.base_dir.name} ({host.name}): {_last_line(reason)}"
+        """The failure, named by host: a host's own failure (toolkit message) before the hosts
+        that were only stopped because of it."""
+        failed = [
+            (h, c) for h, c in zip(self.hosts, self.poll(), strict=True) if c not in (None, 0)
+        ]
+        failed.sort(key=lambda hc: (hc[0].failure_reason() is None, hc[1] < 0))
+        for host, code in failed:
+            reason = host.failure_reason() or f"exit code {code}"
+            return f"{host.base_dir.name} ({host.name}): {_last_line(reason)}"
         return None
 
     def log_lines(self) -> list[str]:
@@ -367,10 +385,36 @@ class _CheckpointSync(threading.Thread):
 
 
 def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
-    if process is None or process.poll() is not None:
+    """Signal the host's whole process group: torchrun and its workers can outlive the toolkit."""
+    if process is None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
+
+
+class _PortLock:
+    """Exclusive, blocking, released by the OS if this process dies."""
+
+    PATH = Path(tempfile.gettempdir()) / "trainops-torchrun-7777.lock"
+
+    def __init__(self) -> None:
+        self._file = self.PATH.open("a+")
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+def _group_alive(process: subprocess.Popen[bytes] | None) -> bool:
+    if process is None:
+        return False
+    process.poll()  # reap the leader if it has exited
+    try:
+        os.killpg(process.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _write_json(path: Path, data: object) -> None:
