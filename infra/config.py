@@ -39,7 +39,10 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r}: {allowed}")
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:45] + "..." + shown[-10:]
+        super().__init__(f"{key}={shown}: {allowed}")
 
 
 # --- Limits (SageMaker / Scheduler / CloudFormation) -------------------------------------------

@@ -61,7 +61,7 @@ def _check_constraints(value: Any, shape: Shape, path: str, problems: list[str])
             problems.append(f"{path}={value!r} is not one of {', '.join(shape.enum)}")
         _check_size(len(value), meta, path, "characters", problems)
         pattern = _compiled(meta.get("pattern"))
-        if pattern is not None and not pattern.search(value):  # Smithy: not implicitly anchored
+        if pattern is not None and not pattern.fullmatch(value):  # AWS matches the whole value
             problems.append(f"{path}={value!r} does not match pattern {pattern.pattern}")
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if "min" in meta and value < meta["min"]:

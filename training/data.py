@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -226,7 +227,8 @@ class ChannelDataModule(pl.LightningDataModule):
         """Once per node: parse + validate the channels into the prepared cache."""
         if self.events_dir is not None:  # test hook: count how often this runs
             self.events_dir.mkdir(parents=True, exist_ok=True)
-            (self.events_dir / f"prepare_data.{os.getpid()}").touch()
+            with open(self.events_dir / "prepare_data.log", "a") as events:
+                events.write(f"{os.getpid()}\n")
         target = self.cache_file
         if target.exists():
             log.info("prepared data already cached at %s", target)
@@ -252,6 +254,28 @@ class ChannelDataModule(pl.LightningDataModule):
         np.savez(buffer, **arrays)
         atomic_write_bytes(target, buffer.getvalue())
         log.info("prepared %d training rows from %s into %s", len(y), source, target)
+
+    def prepare_on_node(self, is_local_zero: bool, timeout_s: float) -> None:
+        """prepare_data once per node without torch.distributed: local rank 0 prepares, the
+        other local ranks wait for the cache file (or for the failure note it leaves)."""
+        failed = self.cache_file.with_suffix(".failed")
+        if is_local_zero:
+            failed.unlink(missing_ok=True)
+            try:
+                ChannelDataModule.prepare_data(self)
+            except DataError as err:
+                atomic_write_bytes(failed, str(err).encode())
+                raise
+            return
+        deadline = time.monotonic() + timeout_s
+        while not self.cache_file.exists():
+            if failed.exists():
+                raise DataError(failed.read_text())
+            if time.monotonic() > deadline:
+                raise DataError(
+                    f"{self.cache_file}: not prepared by local rank 0 within {timeout_s:.0f} s"
+                )
+            time.sleep(0.1)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -292,3 +316,12 @@ class ChannelDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
+
+
+class ExternallyPreparedDataModule(ChannelDataModule):
+    """For smddp: Lightning wraps the prepare_data hook in a barrier over a new gloo process
+    group (`_InfiniteBarrier`: torch.distributed.new_group), which smddp cannot do. This variant
+    leaves the hook un-overridden, so Lightning opens no group; call `prepare_on_node()` on every
+    rank before fit/validate instead (it coordinates through the node-local cache file)."""
+
+    prepare_data = pl.LightningDataModule.prepare_data

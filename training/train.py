@@ -159,7 +159,12 @@ def run(argv: Sequence[str]) -> int:
 
     from training import cluster as cluster_mod
     from training import sm_env
-    from training.data import NUM_CLASSES, NUM_FEATURES, ChannelDataModule
+    from training.data import (
+        NUM_CLASSES,
+        NUM_FEATURES,
+        ChannelDataModule,
+        ExternallyPreparedDataModule,
+    )
     from training.model import MLP
     from training.module import Classifier, LastCheckpoint, MetricLines
 
@@ -192,7 +197,11 @@ def run(argv: Sequence[str]) -> int:
     pl.seed_everything(hp.seed, workers=True, verbose=False)
 
     debug_dir = Path(os.environ[DEBUG_DIR_ENV]) if os.environ.get(DEBUG_DIR_ENV) else None
-    datamodule = ChannelDataModule(
+    # smddp cannot open the extra gloo group Lightning's prepare_data barrier needs: prepare
+    # through the node-local cache file instead (see data.ExternallyPreparedDataModule).
+    external_prepare = cluster.backend == "smddp"
+    datamodule_cls = ExternallyPreparedDataModule if external_prepare else ChannelDataModule
+    datamodule = datamodule_cls(
         sm.channels,
         sm.cache_dir,
         batch_size=hp.batch_size,
@@ -201,6 +210,8 @@ def run(argv: Sequence[str]) -> int:
         pin_memory=cluster.accelerator == "gpu",
         events_dir=debug_dir,
     )
+    if external_prepare:
+        datamodule.prepare_on_node(cluster.is_local_zero, hp.dist_timeout_s)
     net = MLP(NUM_FEATURES, NUM_CLASSES)
     module = Classifier(net, NUM_CLASSES, lr)
 

@@ -109,7 +109,7 @@ def test_prepare_once_then_cached_and_split_is_seeded(tmp_path: Path) -> None:
     second = _module(channels, tmp_path / "cache", events)
     second.prepare_data()  # a second call reuses the cache
     assert cache.stat().st_mtime_ns == mtime
-    assert len(list(events.iterdir())) == 1  # same pid: one marker; both calls touched it
+    assert len((events / "prepare_data.log").read_text().split()) == 2  # one line per call
     first.setup("fit")
     second.setup("fit")
     assert len(first.val_set) == 180 and len(first.train_set) == 1617
@@ -141,3 +141,23 @@ def test_setup_without_prepare_fails(tmp_path: Path) -> None:
     dm = _module({}, tmp_path / "cache")
     with pytest.raises(D.DataError, match="prepared data missing; prepare_data did not run"):
         dm.setup("fit")
+
+
+def test_prepare_on_node_without_torch_distributed(tmp_path: Path) -> None:
+    bad = tmp_path / "train"
+    _write(bad, "x.csv", "1,2\n")
+    follower = _module({"train": bad}, tmp_path / "cache")
+    leader = _module({"train": bad}, tmp_path / "cache")
+    with pytest.raises(D.DataError) as first:
+        leader.prepare_on_node(is_local_zero=True, timeout_s=5)
+    with pytest.raises(D.DataError) as second:  # the other local ranks see the same one line
+        follower.prepare_on_node(is_local_zero=False, timeout_s=5)
+    assert str(first.value) == str(second.value) == f"{bad / 'x.csv'}:1: 2 columns; expected 65 (64 features + 1 label)"
+
+    D.write_default_dataset(tmp_path / "good")
+    ok = _module({"train": tmp_path / "good"}, tmp_path / "cache")
+    with pytest.raises(D.DataError, match="not prepared by local rank 0 within 0 s"):
+        ok.prepare_on_node(is_local_zero=False, timeout_s=0)
+    ok.prepare_on_node(is_local_zero=True, timeout_s=5)
+    ok.prepare_on_node(is_local_zero=False, timeout_s=5)
+    assert isinstance(D.ExternallyPreparedDataModule({}, tmp_path).prepare_data(), type(None))

@@ -35,7 +35,9 @@ def test_two_hosts_two_processes_get_distinct_ranks_and_one_model(tmp_path, stub
     job = _job(tmp_path, stub_bundle, hosts=2, procs=2)
     job.start()
     assert job.wait(180) == [0, 0]
-    ranks = sorted(line.split("rank=")[1].split()[0] for line in job.log_lines() if "stub rank=" in line)
+    ranks = sorted(
+        line.split("rank=")[1].split()[0] for line in job.log_lines() if "stub rank=" in line
+    )
     assert ranks == ["0", "1", "2", "3"]
     assert all("world=4" in line for line in job.log_lines() if "stub rank=" in line)
     models = job.model_files()

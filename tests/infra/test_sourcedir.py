@@ -1,0 +1,99 @@
+"""sourcedir.tar.gz: layout, reproducibility, and the asset hash that follows the bytes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from infra.sourcedir import REPO_ROOT, build_sourcedir, build_sourcedir_bytes
+from training import contract
+
+
+@pytest.fixture
+def source_tree(tmp_path: Path) -> Path:
+    """A copy of training/ (plus a cache and a test file that must stay out of the bundle)."""
+    root = tmp_path / "src"
+    shutil.copytree(REPO_ROOT / "training", root / "training", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "training" / "__pycache__").mkdir()
+    (root / "training" / "__pycache__" / "contract.cpython-311.pyc").write_bytes(b"\0")
+    (root / "training" / "tests").mkdir()
+    (root / "training" / "tests" / "test_x.py").write_text("assert True\n")
+    return root
+
+
+def _names(data: bytes) -> list[str]:
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return tar.getnames()
+
+
+def test_layout_and_requirements_per_image_family(source_tree):
+    for family, requirements in contract.REQUIREMENTS_BY_IMAGE.items():
+        data = build_sourcedir_bytes(source_tree, image_family=family)
+        names = _names(data)
+        assert names[0] == "requirements.txt" or "requirements.txt" in names
+        assert contract.ENTRY_POINT.split("/")[0] + "/contract.py" in names
+        assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests" in n]
+        assert names == sorted(names)
+        import io
+
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            req = tar.extractfile("requirements.txt").read()
+            for member in tar.getmembers():
+                assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == (0, 0, 0, "", "")
+                assert member.mode in (0o644, 0o755)
+        assert req == (source_tree / requirements).read_bytes()
+        header = gzip.GzipFile(fileobj=io.BytesIO(data))
+        header.read(1)
+        assert header.mtime == 0
+        assert data[3] & 0x08 == 0  # FNAME flag off: no file name in the gzip header
+
+
+def test_hash_stable_across_rebuilds_and_touch(source_tree, tmp_path):
+    first = build_sourcedir(tmp_path / "a" / "sourcedir.tar.gz", image_family="smddp", root=source_tree)
+    for path in source_tree.rglob("*"):
+        os.utime(path, (1_900_000_000, 1_900_000_000))
+    second = build_sourcedir(tmp_path / "b" / "sourcedir.tar.gz", image_family="smddp", root=source_tree)
+    assert first == second
+    assert (tmp_path / "a" / "sourcedir.tar.gz").read_bytes() == (tmp_path / "b" / "sourcedir.tar.gz").read_bytes()
+
+
+def test_hash_changes_with_code_and_family(source_tree, tmp_path):
+    before = build_sourcedir(tmp_path / "x.tar.gz", image_family="smddp", root=source_tree)
+    other_family = build_sourcedir(tmp_path / "y.tar.gz", image_family="current", root=source_tree)
+    assert before != other_family
+    with (source_tree / "training" / "contract.py").open("a") as handle:
+        handle.write("\n# changed\n")
+    after = build_sourcedir(tmp_path / "x.tar.gz", image_family="smddp", root=source_tree)
+    assert after != before
+
+
+def test_asset_hash_follows_bytes(source_tree, tmp_path):
+    """Same bytes -> same CDK asset hash, wherever and whenever built; code change -> new hash."""
+    import aws_cdk as cdk
+
+    from infra.source_bundle import SourceBundle
+
+    def asset_hash(build: Path) -> str:
+        stack = cdk.Stack(cdk.App(outdir=str(tmp_path / "out")), "S")
+        bundle = SourceBundle(stack, "Code", image_family="current", root=source_tree, build_dir=build)
+        assert stack.resolve(bundle.s3_uri)["Fn::Join"][1][0] == "s3://"
+        return bundle.asset.asset_hash
+
+    first = asset_hash(tmp_path / "b1")
+    for path in source_tree.rglob("*"):
+        os.utime(path, None)
+    assert asset_hash(tmp_path / "b2") == first
+    (source_tree / "training" / "extra.py").write_text("X = 1\n")
+    assert asset_hash(tmp_path / "b3") != first
+
+
+def test_unknown_family_rejected(source_tree):
+    with pytest.raises(ValueError, match="image_family='gpu'"):
+        build_sourcedir_bytes(source_tree, image_family="gpu")

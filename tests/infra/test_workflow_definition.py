@@ -1,0 +1,569 @@
+"""The training state machine definition, run for real in moto's ASL interpreter.
+
+moto 5.2.5 has no `.sync`: these tests render the definition with the request-response
+CreateTrainingJob (+ an aws-sdk DescribeTrainingJob, what `.sync` returns), capture every request
+the interpreter sends at the botocore boundary, and validate each one against botocore's service
+model (enums, patterns, lengths, ranges included: tests/aws_models.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from infra import execution_input as ei
+from infra import workflow_definition as wd
+from tests.aws_models import validate_request
+from training import contract
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+TOPIC = "training-topic"
+SETTINGS = wd.WorkflowSettings(
+    region=REGION,
+    role_arn=f"arn:aws:iam::{ACCOUNT}:role/sagemaker-execution",
+    image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:2.3.0-gpu-py311",
+    code_s3_uri="s3://artifacts-bucket/code/sourcedir.tar.gz",
+    topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}",
+    data_bucket_name="data-bucket",
+    artifacts_bucket_name="artifacts-bucket",
+    kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666",
+    security_group_ids=("sg-0123456789abcdef0",),
+    subnet_ids=("subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"),
+    hyperparameters={"epochs": "20", "model_name": "donut"},
+    tags={"project": "donut"},
+    backoff_base_s=0,
+    integration="request-response",
+)
+JOB_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+# --- moto harness ------------------------------------------------------------------------------
+class Spy:
+    """Every AWS call the interpreter makes through botocore, with the exact params."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict]] = []
+        self.failures: list[ClientError] = []  # raised by the next CreateTrainingJob calls
+
+    def requests(self, operation: str, job_prefix: str | None = None) -> list[dict]:
+        out = [params for _, op, params in self.calls if op == operation]
+        if job_prefix is not None:
+            out = [p for p in out if json.dumps(p).find(job_prefix) >= 0]
+        return out
+
+
+@pytest.fixture(scope="module")
+def moto_env() -> Iterator[tuple[Spy, Any]]:
+    spy = Spy()
+    original = BaseClient._make_api_call
+
+    def spying(client: BaseClient, operation: str, params: dict) -> Any:
+        service = client.meta.service_model.service_name
+        if service in ("sagemaker", "sns"):
+            spy.calls.append((service, operation, json.loads(json.dumps(params))))
+            if operation == "CreateTrainingJob" and spy.failures:
+                raise spy.failures.pop(0)
+        return original(client, operation, params)
+
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        mock.patch.object(BaseClient, "_make_api_call", spying),
+    ):
+        boto3.client("sns", region_name=REGION).create_topic(Name=TOPIC)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machines: dict[wd.WorkflowSettings, str] = {}
+
+        def machine(settings: wd.WorkflowSettings) -> str:
+            if settings not in machines:
+                machines[settings] = sfn.create_state_machine(
+                    name=f"training-{len(machines)}",
+                    definition=json.dumps(wd.build_definition(settings)),
+                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/states",
+                )["stateMachineArn"]
+            return machines[settings]
+
+        yield spy, machine
+
+
+_counter = iter(range(10**6))
+
+
+def run(moto_env, payload: Any, settings: wd.WorkflowSettings = SETTINGS, name: str = "") -> dict:
+    spy, machine = moto_env
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    name = name or f"run-{next(_counter)}"
+    arn = sfn.start_execution(
+        stateMachineArn=machine(_hashable(settings)), name=name, input=json.dumps(payload)
+    )["executionArn"]
+    deadline = time.monotonic() + 60
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    prefix = f"{settings.job_name_prefix}-{wd.run_id(arn)}"
+    return {
+        "arn": arn,
+        "status": described["status"],
+        "output": json.loads(described["output"]) if described.get("output") else None,
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+        "creates": spy.requests("CreateTrainingJob", prefix),
+        "publishes": [p for p in spy.requests("Publish") if arn in p.get("Message", "")],
+    }
+
+
+def _hashable(settings: wd.WorkflowSettings) -> wd.WorkflowSettings:
+    # Mapping fields are dicts: make the dataclass usable as a cache key.
+    return replace(
+        settings,
+        hyperparameters=_FrozenDict(settings.hyperparameters),
+        tags=_FrozenDict(settings.tags),
+    )
+
+
+class _FrozenDict(dict):
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
+def _job_hyperparameters(request: dict) -> dict:
+    return request["HyperParameters"]
+
+
+# --- ASL validity ------------------------------------------------------------------------------
+def _asl_validate(definition: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(definition))
+    return subprocess.run(
+        [str(ROOT / "node_modules/.bin/asl-validator"), "--json-path", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("integration", ["sync", "request-response"])
+def test_asl_validator_accepts_the_definition(integration, tmp_path):
+    definition = wd.build_definition(replace(SETTINGS, integration=integration))
+    result = _asl_validate(definition, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asl_validator_is_not_a_no_op(tmp_path):
+    definition = wd.build_definition(SETTINGS)
+    definition["States"]["MintJobName"]["Next"] = "NoSuchState"
+    assert _asl_validate(definition, tmp_path).returncode != 0
+
+
+def test_sync_rendering_uses_the_sync_resource_and_no_describe_step():
+    states = wd.build_definition(replace(SETTINGS, integration="sync"))["States"]
+    assert states["TrainModel"]["Resource"] == wd.CREATE_TRAINING_JOB_SYNC
+    assert states["TrainModel"]["Next"] == "SummarizeResult"
+    assert "DescribeTrainingJob" not in states
+    resources = {s.get("Resource") for s in states.values() if s["Type"] == "Task"}
+    assert resources == {wd.CREATE_TRAINING_JOB_SYNC, wd.SNS_PUBLISH}
+
+
+# --- Input validation inside the state machine -------------------------------------------------
+BAD_INPUTS = [
+    ("not json object", [1, 2], ei.MSG_NOT_OBJECT),
+    ("string input", "train", ei.MSG_NOT_OBJECT),
+    ("unknown key", {"epochs": "3"}, ei.MSG_UNKNOWN_KEY),
+    ("bad trigger", {"trigger": "cron"}, ei.MSG_TRIGGER),
+    ("trigger not string", {"trigger": 1}, ei.MSG_TRIGGER),
+    ("hps not object", {"hyperparameters": "epochs=3"}, ei.MSG_HYPERPARAMETERS),
+    ("hps array", {"hyperparameters": ["epochs"]}, ei.MSG_HYPERPARAMETERS),
+    ("hp value number", {"hyperparameters": {"epochs": 3}}, ei.MSG_HYPERPARAMETER_VALUE),
+    ("hp value bool", {"hyperparameters": {"a": "1", "b": True}}, ei.MSG_HYPERPARAMETER_VALUE),
+    ("instance type", {"instance_type": "p4d.24xlarge"}, ei.MSG_INSTANCE_TYPE),
+    ("instance type number", {"instance_type": 4}, ei.MSG_INSTANCE_TYPE),
+    ("count zero", {"instance_count": 0}, ei.MSG_INSTANCE_COUNT),
+    ("count too big", {"instance_count": 65}, ei.MSG_INSTANCE_COUNT),
+    ("count fraction", {"instance_count": 2.5}, ei.MSG_INSTANCE_COUNT),
+    ("count string", {"instance_count": "2"}, ei.MSG_INSTANCE_COUNT),
+    ("spot string", {"spot": "true"}, ei.MSG_SPOT),
+    ("uri https", {"train_s3_uri": "https://b.s3.amazonaws.com/x"}, ei.MSG_TRAIN_S3_URI),
+    ("uri no bucket", {"train_s3_uri": "s3:///x/"}, ei.MSG_TRAIN_S3_URI),
+    ("uri no prefix", {"train_s3_uri": "s3://bucket"}, ei.MSG_TRAIN_S3_URI),
+    ("smddp on p5", {"instance_type": "ml.p5.48xlarge"}, ei.MSG_SMDDP_INSTANCE_TYPE),
+    (
+        "too many hps",
+        {"hyperparameters": {f"k{i}": "v" for i in range(ei.MAX_USER_HYPERPARAMETERS)}},
+        ei.MSG_TOO_MANY_HYPERPARAMETERS,
+    ),
+]
+
+
+@pytest.mark.parametrize(("payload", "cause"), [pytest.param(p, c, id=i) for i, p, c in BAD_INPUTS])
+def test_bad_input_fails_before_any_training_job(moto_env, payload, cause):
+    result = run(moto_env, payload)
+    assert (result["status"], result["error"], result["cause"]) == (
+        "FAILED",
+        wd.ERROR_INVALID_INPUT,
+        cause,
+    )
+    assert result["creates"] == []
+    assert result["publishes"] == []
+
+
+@pytest.mark.parametrize(("name", "payload", "cause"), BAD_INPUTS)
+def test_python_validator_rejects_what_the_state_machine_rejects(name, payload, cause):
+    with pytest.raises(ei.ExecutionInputError) as err:
+        ei.validate_execution_input(
+            payload,
+            defaults=SETTINGS.default_hyperparameters,
+            backend=SETTINGS.backend,
+            default_instance_type=SETTINGS.instance_type,
+        )
+    assert str(err.value).startswith(cause.split(";")[0]), str(err.value)
+
+
+# --- Requests sent for good inputs -------------------------------------------------------------
+def _check_requests(result: dict, attempts: int = 1) -> dict:
+    assert result["status"] == "SUCCEEDED", (result["error"], result["cause"])
+    assert len(result["creates"]) == attempts
+    for request in result["creates"]:
+        validate_request("sagemaker", "CreateTrainingJob", request)
+    assert len(result["publishes"]) == 1
+    for request in result["publishes"]:
+        validate_request("sns", "Publish", request)
+    return result["creates"][-1]
+
+
+def test_default_input(moto_env):
+    result = run(moto_env, {})
+    request = _check_requests(result)
+    expected_name = wd.job_name("lightning", result["arn"], 0)
+    assert request["TrainingJobName"] == expected_name
+    hps = request["HyperParameters"]
+    defaults = {k: hp.default for k, hp in contract.HYPERPARAMETERS.items()}
+    assert hps == {
+        **defaults,
+        "epochs": "20",  # config overrides the contract default
+        "model_name": "donut",
+        "sagemaker_program": contract.ENTRY_POINT,
+        "sagemaker_submit_directory": SETTINGS.code_s3_uri,
+        "sagemaker_region": REGION,
+        "sagemaker_container_log_level": "20",
+        "sagemaker_job_name": expected_name,
+        "sagemaker_instance_type": "ml.p4d.24xlarge",
+        contract.LAUNCHER_FLAGS["smddp"]: "true",
+    }
+    assert all(isinstance(v, str) for v in hps.values())
+    assert request["VpcConfig"] == {
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "Subnets": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+    }
+    assert request["InputDataConfig"] == [
+        {
+            "ChannelName": "train",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": "s3://data-bucket/train/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+    ]
+    assert request["OutputDataConfig"] == {
+        "S3OutputPath": "s3://artifacts-bucket/models/",
+        "KmsKeyId": SETTINGS.kms_key_arn,
+    }
+    # p4d has local NVMe: no VolumeKmsKeyId; on-demand without a warm pool: no KeepAlive.
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.p4d.24xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 100,
+    }
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert request["EnableManagedSpotTraining"] is False
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://artifacts-bucket/checkpoints/{wd.run_id(result['arn'])}/",
+        "LocalPath": contract.CHECKPOINT_DIR,
+    }
+    assert request["AlgorithmSpecification"] == {
+        "TrainingImage": SETTINGS.image_uri,
+        "TrainingInputMode": "FastFile",
+        "MetricDefinitions": contract.metric_definitions(),
+    }
+    assert request["RoleArn"] == SETTINGS.role_arn
+    assert request["EnableNetworkIsolation"] is False
+    assert request["Environment"]["TRAINOPS_EXECUTION_ARN"] == result["arn"]
+    assert {t["Key"]: t["Value"] for t in request["Tags"]} == {
+        "trainops:run-id": wd.run_id(result["arn"]),
+        "trainops:trigger": "operator",
+        "trainops:attempt": "0",
+        "project": "donut",
+    }
+    assert result["output"] == {
+        "status": "COMPLETED",
+        "job_name": expected_name,
+        "model_artifacts": f"s3://artifacts-bucket/models/{expected_name}/output/model.tar.gz",
+        "execution": result["arn"],
+        "trigger": "operator",
+        "attempts": 1,
+        "instance_type": "ml.p4d.24xlarge",
+        "instance_count": 2,
+        "spot": False,
+        "final_metrics": [],
+    }
+    message = json.loads(result["publishes"][0]["Message"])
+    assert message == result["output"]
+    assert result["publishes"][0]["TopicArn"] == SETTINGS.topic_arn
+
+
+def test_scheduled_input(moto_env):
+    result = run(moto_env, {"trigger": "schedule"})
+    request = _check_requests(result)
+    assert {t["Key"]: t["Value"] for t in request["Tags"]}["trainops:trigger"] == "schedule"
+    assert request["Environment"]["TRAINOPS_TRIGGER"] == "schedule"
+
+
+def test_operator_overrides_merge_key_by_key(moto_env):
+    result = run(
+        moto_env,
+        {
+            "trigger": "operator",
+            "hyperparameters": {"lr": "0.01", "custom_flag": "x"},
+            "instance_type": "ml.p4de.24xlarge",
+            "instance_count": 4,
+            "train_s3_uri": "s3://other-bucket/datasets/v2/",
+        },
+    )
+    request = _check_requests(result)
+    hps = request["HyperParameters"]
+    assert (hps["lr"], hps["custom_flag"], hps["epochs"], hps["model_name"]) == (
+        "0.01",
+        "x",
+        "20",
+        "donut",
+    )
+    assert hps["sagemaker_instance_type"] == "ml.p4de.24xlarge"
+    assert request["ResourceConfig"]["InstanceCount"] == 4
+    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == (
+        "s3://other-bucket/datasets/v2/"
+    )
+
+
+def test_spot_on(moto_env):
+    settings = replace(SETTINGS, keep_alive_s=600)
+    result = run(moto_env, {"spot": True}, settings)
+    request = _check_requests(result)
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 86400,
+        "MaxWaitTimeInSeconds": 2 * 86400,
+    }
+    assert "KeepAlivePeriodInSeconds" not in request["ResourceConfig"]  # no warm pool with spot
+    assert "CheckpointConfig" in request
+
+
+def test_spot_off_with_warm_pool_torchrun_on_ebs_instance(moto_env):
+    settings = replace(
+        SETTINGS,
+        spot=True,
+        max_wait_s=100000,
+        keep_alive_s=600,
+        backend="torchrun",
+        instance_type="ml.m5.xlarge",
+        instance_count=1,
+    )
+    result = run(moto_env, {"spot": False}, settings)
+    request = _check_requests(result)
+    assert request["EnableManagedSpotTraining"] is False
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.m5.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 100,
+        "VolumeKmsKeyId": SETTINGS.kms_key_arn,  # EBS-only instance type: encrypt with the CMK
+        "KeepAlivePeriodInSeconds": 600,
+    }
+    hps = request["HyperParameters"]
+    # One instance still gets the torchrun launcher (one process per GPU).
+    assert hps[contract.LAUNCHER_FLAGS["torchrun"]] == "true"
+    assert contract.LAUNCHER_FLAGS["smddp"] not in hps
+    spot = run(moto_env, {}, settings)  # the configured default (spot) applies
+    spot_request = _check_requests(spot)
+    assert spot_request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 100000
+
+
+def test_checkpointing_off_and_backend_none(moto_env):
+    settings = replace(SETTINGS, checkpointing=False, backend="none")
+    request = _check_requests(run(moto_env, {"instance_type": "ml.g5.12xlarge"}, settings))
+    assert "CheckpointConfig" not in request
+    assert not set(contract.LAUNCHER_FLAGS.values()) & set(request["HyperParameters"])
+    assert "VolumeKmsKeyId" not in request["ResourceConfig"]  # g5 has local NVMe
+
+
+# --- Failure handling --------------------------------------------------------------------------
+def _client_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "CreateTrainingJob")
+
+
+CAPACITY = "CapacityError: Unable to provision requested ML compute capacity. Please retry."
+
+
+def test_capacity_failure_retries_with_a_fresh_name(moto_env):
+    spy, _ = moto_env
+    spy.failures = [_client_error("ResourceLimitExceeded", CAPACITY)]
+    result = run(moto_env, {})
+    # The failed attempt's request was sent too: two requests, two different valid names.
+    assert result["status"] == "SUCCEEDED", result["cause"]
+    names = [r["TrainingJobName"] for r in result["creates"]]
+    assert names == [wd.job_name("lightning", result["arn"], i) for i in range(2)]
+    for request in result["creates"]:
+        validate_request("sagemaker", "CreateTrainingJob", request)
+    second = result["creates"][1]
+    assert second["HyperParameters"]["sagemaker_job_name"] == names[1]
+    # Same checkpoint prefix on every attempt: the retried job resumes.
+    assert {r["CheckpointConfig"]["S3Uri"] for r in result["creates"]} == {
+        f"s3://artifacts-bucket/checkpoints/{wd.run_id(result['arn'])}/"
+    }
+    assert result["output"]["attempts"] == 2
+
+
+def test_capacity_retries_are_capped(moto_env):
+    spy, _ = moto_env
+    cap = SETTINGS.max_capacity_retries
+    spy.failures = [_client_error("ThrottlingException", "Rate exceeded")] + [
+        _client_error("ResourceLimitExceeded", CAPACITY) for _ in range(cap)
+    ]
+    result = run(moto_env, {})
+    assert (result["status"], result["error"]) == ("FAILED", wd.ERROR_CAPACITY)
+    names = [r["TrainingJobName"] for r in result["creates"]]
+    assert len(names) == cap + 1 == len(set(names))
+    assert result["cause"].startswith(f"training job {names[-1]} got no capacity in {cap + 1}")
+    assert len(result["publishes"]) == 1
+    validate_request("sns", "Publish", result["publishes"][0])
+
+
+def test_other_failure_notifies_and_fails_without_retry(moto_env):
+    spy, _ = moto_env
+    spy.failures = [_client_error("ValidationException", "Image does not exist")]
+    result = run(moto_env, {"trigger": "schedule"})
+    assert (result["status"], result["error"]) == ("FAILED", wd.ERROR_JOB_FAILED)
+    name = wd.job_name("lightning", result["arn"], 0)
+    assert [r["TrainingJobName"] for r in result["creates"]] == [name]
+    assert result["cause"].startswith(f"training job {name} failed: ")
+    assert "Image does not exist" in result["cause"]
+    [publish] = result["publishes"]
+    validate_request("sns", "Publish", publish)
+    message = json.loads(publish["Message"])
+    assert message["job_name"] == name
+    assert message["execution"] == result["arn"]
+    assert message["trigger"] == "schedule"
+    assert message["error"] == wd.ERROR_JOB_FAILED
+    assert "Image does not exist" in message["failure_cause"]
+
+
+# --- Job names ---------------------------------------------------------------------------------
+EXECUTION_NAMES = [
+    "a",
+    "x" * 80,
+    "2026-11-21T03-00-00Z_scheduled",
+    "retry!(2)@'run'+=1",
+    "ünïcødé-名前-実行",
+    "UPPER.lower_123",
+]
+
+
+def test_minted_names_in_moto_match_the_python_mirror(moto_env):
+    """The MintJobName state itself, for odd and long execution names, attempts 0..cap."""
+    cap = SETTINGS.max_capacity_retries
+    mint = wd.build_definition(SETTINGS)["States"]["MintJobName"]
+    harness = {
+        "StartAt": "Seed",
+        "States": {
+            "Seed": {
+                "Type": "Pass",
+                "Parameters": {"run_id.$": wd.RUN_ID_EXPRESSION, "attempts.$": "$.attempts"},
+                "Next": "Each",
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.attempts",
+                "ItemSelector": {
+                    "run_id.$": "$.run_id",
+                    "retry": {"attempt.$": "$$.Map.Item.Value"},
+                    "run": {"instance_type": "ml.p4d.24xlarge"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "MintJobName",
+                    "States": {
+                        "MintJobName": {k: v for k, v in mint.items() if k != "Next"}
+                        | {"End": True}
+                    },
+                },
+                "End": True,
+            },
+        },
+    }
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = sfn.create_state_machine(
+        name="mint-harness",
+        definition=json.dumps(harness),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/states",
+    )["stateMachineArn"]
+    for execution_name in EXECUTION_NAMES:
+        execution = sfn.start_execution(
+            stateMachineArn=arn,
+            name=execution_name,
+            input=json.dumps({"attempts": list(range(cap + 1))}),
+        )["executionArn"]
+        for _ in range(500):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.02)
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        names = [item["job"]["name"] for item in json.loads(described["output"])]
+        assert names == [wd.job_name("lightning", execution, i) for i in range(cap + 1)]
+        assert len(set(names)) == cap + 1
+        for name in names:
+            assert JOB_NAME_RE.fullmatch(name) and len(name) <= wd.JOB_NAME_MAX, name
+
+
+@pytest.mark.parametrize("cap", [0, 3, 9, 10, 99])
+def test_longest_prefix_still_yields_valid_names(cap):
+    prefix = "p" * wd.max_prefix_length(cap)
+    settings = replace(SETTINGS, job_name_prefix=prefix, max_capacity_retries=cap)
+    wd.build_definition(settings)  # accepted
+    for execution_name in EXECUTION_NAMES:
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{'s' * 80}:{execution_name}"
+        names = [wd.job_name(prefix, arn, i) for i in range(cap + 1)]
+        assert len(set(names)) == cap + 1
+        for name in names:
+            assert JOB_NAME_RE.fullmatch(name) and len(name) <= wd.JOB_NAME_MAX, name
+    with pytest.raises(ValueError, match="job_name_prefix"):
+        wd.build_definition(replace(settings, job_name_prefix=prefix + "p"))
+
+
+@pytest.mark.parametrize("prefix", ["", "-abc", "abc-", "a_b", "ab c"])
+def test_invalid_prefixes_are_rejected_at_synth(prefix):
+    with pytest.raises(ValueError, match="job_name_prefix"):
+        wd.build_definition(replace(SETTINGS, job_name_prefix=prefix))
+
+
+def test_backoff_table_is_exponential_and_capped():
+    assert wd.backoff_table(5, 300, 3600) == [300, 600, 1200, 2400, 3600]
+    states = wd.build_definition(replace(SETTINGS, backoff_base_s=300))["States"]
+    assert "States.Array(300, 600, 1200)" in states["PrepareRetry"]["Parameters"]["wait_s.$"]
