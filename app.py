@@ -16,7 +16,10 @@ def main() -> int:
     try:
         app, _ = create_app()
     except ConfigError as error:
-        print(f"configuration error (cdk.json training / -c training.KEY=VALUE): {error}", file=sys.stderr)
+        print(
+            f"configuration error (cdk.json training / -c training.KEY=VALUE): {error}",
+            file=sys.stderr,
+        )
         return 2
     app.synth()
     return 0

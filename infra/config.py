@@ -73,7 +73,7 @@ MAX_RETENTION_DAYS = 3650
 OUTPUT_PREFIX = "output/"
 CHECKPOINT_PREFIX = "checkpoints/"
 
-# --- Instance knowledge ----------------------------------------------------------------------------
+# --- Instance knowledge ---
 #: Instances SMDDP supports (AWS docs; P3 is no longer optimized, P5 is not supported).
 SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
 #: PyTorch DLC versions that ship SMDDP.
@@ -121,7 +121,7 @@ def _sagemaker_core_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def pytorch_training_images() -> dict[str, Any]:
-    """sagemaker-core's published PyTorch *training* image data (versions, py_versions, registries)."""
+    """sagemaker-core's PyTorch *training* image data (versions, py_versions, registries)."""
     data = json.loads((_sagemaker_core_dir() / "pytorch.json").read_text())
     return data["training"]
 
@@ -194,19 +194,15 @@ def resolve_backend(backend: Any, instance_type: str, instance_count: int) -> st
     return backend
 
 
-def validate_framework(
-    framework_version: Any, py_version: Any, backend: str
-) -> tuple[str, str]:
+def validate_framework(framework_version: Any, py_version: Any, backend: str) -> tuple[str, str]:
     """Resolve `auto` and check (framework_version, py_version) against the published DLCs and,
     for smddp, the SMDDP matrix (PyTorch DLC 2.0.1-2.3.0)."""
     images = pytorch_training_images()
     versions = images["versions"]
     low, high = SMDDP_FRAMEWORK_RANGE
     if framework_version == "auto":
-        if backend == "smddp":
-            framework_version = high
-        else:
-            framework_version = max(versions, key=_version_tuple)
+        newest = max(versions, key=_version_tuple)
+        framework_version = high if backend == "smddp" else newest
     framework_version = images["version_aliases"].get(framework_version, framework_version)
     supported = sorted(
         (v for v in versions if _version_tuple(v) >= _version_tuple(MIN_FRAMEWORK_VERSION)),
@@ -337,11 +333,17 @@ def _cron_field(atom: str, extra: str = "") -> re.Pattern[str]:
 _CRON_FIELDS = (
     ("minutes", _cron_field(r"(?:[0-5]?\d)")),
     ("hours", _cron_field(r"(?:[01]?\d|2[0-3])")),
-    ("day-of-month", re.compile(r"\?|L|LW|(?:[1-9]|[12]\d|3[01])W|" + _cron_field(
-        r"(?:[1-9]|[12]\d|3[01])").pattern)),
+    (
+        "day-of-month",
+        re.compile(
+            r"\?|L|LW|(?:[1-9]|[12]\d|3[01])W|" + _cron_field(r"(?:[1-9]|[12]\d|3[01])").pattern
+        ),
+    ),
     ("month", _cron_field(rf"(?:[1-9]|1[0-2]|{_MON})")),
-    ("day-of-week", re.compile(r"\?|[1-7]L|[1-7]#[1-5]|" + _cron_field(
-        rf"(?:[1-7]|{_DOW})").pattern)),
+    (
+        "day-of-week",
+        re.compile(r"\?|[1-7]L|[1-7]#[1-5]|" + _cron_field(rf"(?:[1-7]|{_DOW})").pattern),
+    ),
     ("year", _cron_field(r"(?:19[7-9]\d|2[01]\d\d)")),
 )
 
@@ -592,7 +594,9 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     name = v["stack_name"]
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name):
-        raise _fail("stack_name", name, "expected a CloudFormation stack name ([A-Za-z][A-Za-z0-9-]*)")
+        raise _fail(
+            "stack_name", name, "expected a CloudFormation stack name ([A-Za-z][A-Za-z0-9-]*)"
+        )
     out["job_name_prefix"] = validate_job_name_prefix(v["job_name_prefix"])
     instance_type = out["instance_type"] = validate_instance_type(v["instance_type"])
     count = out["instance_count"] = validate_instance_count(v["instance_count"])
@@ -618,12 +622,19 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
     if pg == "smddp" and backend != "smddp":
         raise _fail("hyperparameters.process_group_backend", pg, "smddp needs backend=smddp")
     if pg == "nccl" and not gpus_per_instance(instance_type):
-        raise _fail("hyperparameters.process_group_backend", pg, f"nccl needs GPUs; {instance_type} has none")
+        raise _fail(
+            "hyperparameters.process_group_backend",
+            pg,
+            f"nccl needs GPUs; {instance_type} has none",
+        )
     out["schedule_cron"] = validate_schedule(v["schedule_cron"])
     out["schedule_timezone"] = validate_timezone(v["schedule_timezone"])
     out["schedule_flexible_window_min"] = _range(
-        "schedule_flexible_window_min", v["schedule_flexible_window_min"], 0,
-        MAX_FLEXIBLE_WINDOW_MIN, " minutes (0 = off)",
+        "schedule_flexible_window_min",
+        v["schedule_flexible_window_min"],
+        0,
+        MAX_FLEXIBLE_WINDOW_MIN,
+        " minutes (0 = off)",
     )
     out["notification_email"] = validate_email(v["notification_email"])
     out["vpc_cidr"], out["max_azs"] = validate_network(v["vpc_cidr"], v["max_azs"])

@@ -61,7 +61,9 @@ class Network(Construct):
                     cidr_mask=SUBNET_PREFIX,
                 )
             ],
-            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+            },
         )
         self.vpc.add_flow_log(
             "FlowLog",
@@ -76,7 +78,7 @@ class Network(Construct):
             "TrainingSecurityGroup",
             vpc=self.vpc,
             allow_all_outbound=False,
-            description="SageMaker training nodes: all traffic within the group, HTTPS to endpoints",
+            description="SageMaker training nodes: all traffic within the group, HTTPS out",
         )
         self.endpoint_security_group = ec2.SecurityGroup(
             self,

@@ -72,8 +72,16 @@ class ExecutionRole(Construct):
         add = self.role.add_to_policy
 
         # --- S3: data (read), code bundle (read), artifacts (model output + checkpoints) ---
-        add(iam.PolicyStatement(sid="ReadData", actions=S3_READ, resources=[data_bucket.arn_for_objects("*")]))
-        add(iam.PolicyStatement(sid="ListData", actions=["s3:ListBucket"], resources=[data_bucket.bucket_arn]))
+        add(
+            iam.PolicyStatement(
+                sid="ReadData", actions=S3_READ, resources=[data_bucket.arn_for_objects("*")]
+            )
+        )
+        add(
+            iam.PolicyStatement(
+                sid="ListData", actions=["s3:ListBucket"], resources=[data_bucket.bucket_arn]
+            )
+        )
         add(
             iam.PolicyStatement(
                 sid="ReadCode",
@@ -114,8 +122,14 @@ class ExecutionRole(Construct):
             )
         )
         # --- ECR: the DLC repository in AWS's registry account for this region ---
-        add(iam.PolicyStatement(sid="EcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        add(iam.PolicyStatement(sid="PullImage", actions=ECR_PULL, resources=[image_repository_arn]))
+        add(
+            iam.PolicyStatement(
+                sid="EcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+            )
+        )
+        add(
+            iam.PolicyStatement(sid="PullImage", actions=ECR_PULL, resources=[image_repository_arn])
+        )
         # --- CloudWatch Logs and metrics ---
         log_group_arn = stack.format_arn(
             service="logs",
@@ -155,19 +169,31 @@ class ExecutionRole(Construct):
                 actions=["ec2:CreateNetworkInterface"],
                 resources=[
                     eni_arn,
-                    *(stack.format_arn(service="ec2", resource="subnet", resource_name=s) for s in subnet_ids),
+                    *(
+                        stack.format_arn(service="ec2", resource="subnet", resource_name=s)
+                        for s in subnet_ids
+                    ),
                     stack.format_arn(
-                        service="ec2", resource="security-group", resource_name=security_group.security_group_id
+                        service="ec2",
+                        resource="security-group",
+                        resource_name=security_group.security_group_id,
                     ),
                 ],
                 conditions=in_vpc,
             )
         )
-        add(iam.PolicyStatement(sid="ManageEni", actions=ENI_MANAGE, resources=[eni_arn], conditions=in_vpc))
+        add(
+            iam.PolicyStatement(
+                sid="ManageEni", actions=ENI_MANAGE, resources=[eni_arn], conditions=in_vpc
+            )
+        )
         add(iam.PolicyStatement(sid="DescribeNetwork", actions=ENI_DESCRIBE, resources=["*"]))
 
         # --- cdk-nag: each wildcard resource, with why it cannot be narrower ---
-        logs = f"arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:{TRAINING_LOG_GROUP}"
+        logs = (
+            "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"{TRAINING_LOG_GROUP}"
+        )
         artifacts = nag.arn_placeholder(artifacts_bucket)
         nag.acknowledge(
             self.role,

@@ -38,7 +38,9 @@ class RetrainingSchedule(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         if config.schedule_cron is None:
-            raise ValueError("RetrainingSchedule needs config.schedule_cron (the stack skips it when off)")
+            raise ValueError(
+                "RetrainingSchedule needs config.schedule_cron (the stack skips it when off)"
+            )
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -80,7 +82,9 @@ class RetrainingSchedule(Construct):
         self.schedule = scheduler.Schedule(
             self,
             "Schedule",
-            description=f"Retrain {config.stack_name}: {config.schedule_cron} {config.schedule_timezone}",
+            description=(
+                f"Retrain {config.stack_name}: {config.schedule_cron} {config.schedule_timezone}"
+            ),
             schedule=scheduler.ScheduleExpression.expression(
                 config.schedule_cron, cdk.TimeZone.of(config.schedule_timezone)
             ),

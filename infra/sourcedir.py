@@ -34,7 +34,8 @@ def bundle_files(root: Path = REPO_ROOT, *, image_family: str) -> list[tuple[str
     """(archive name, source path) for every file of the bundle, sorted by archive name."""
     if image_family not in contract.REQUIREMENTS_BY_IMAGE:
         raise ValueError(
-            f"image_family={image_family!r}: expected one of {', '.join(contract.REQUIREMENTS_BY_IMAGE)}"
+            f"image_family={image_family!r}: expected one of"
+            f" {', '.join(contract.REQUIREMENTS_BY_IMAGE)}"
         )
     package = root / PACKAGE
     if not package.is_dir():

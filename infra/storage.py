@@ -1,4 +1,4 @@
-"""Encryption key and buckets: training data, artifacts (model output + checkpoints), access logs."""
+"""Encryption key and buckets: training data, artifacts (model output, checkpoints), access logs."""
 
 from __future__ import annotations
 
@@ -9,20 +9,52 @@ from constructs import Construct
 
 from infra.config import CHECKPOINT_PREFIX, TrainingConfig
 
-
 #: What the account (and, through IAM policies, its principals) may do with the stack key:
 #: every KMS action that applies to a single key, named (a key policy `kms:*`, spelled out).
 KEY_ACCOUNT_ACTIONS = (
-    "CancelKeyDeletion", "CreateAlias", "CreateGrant", "Decrypt", "DeleteAlias",
-    "DeleteImportedKeyMaterial", "DescribeKey", "DisableKey", "DisableKeyRotation", "EnableKey",
-    "EnableKeyRotation", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
-    "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport", "GetPublicKey",
-    "ImportKeyMaterial", "ListGrants", "ListKeyPolicies", "ListKeyRotations",
-    "ListResourceTags", "PutKeyPolicy", "ReEncryptFrom", "ReEncryptTo", "ReplicateKey",
-    "RetireGrant", "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign",
-    "TagResource", "UntagResource", "UpdateAlias", "UpdateKeyDescription",
-    "UpdatePrimaryRegion", "Verify", "VerifyMac", "DeriveSharedSecret",
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "CreateGrant",
+    "Decrypt",
+    "DeleteAlias",
+    "DeleteImportedKeyMaterial",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetParametersForImport",
+    "GetPublicKey",
+    "ImportKeyMaterial",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListResourceTags",
+    "PutKeyPolicy",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "ReplicateKey",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateKeyDescription",
+    "UpdatePrimaryRegion",
+    "Verify",
+    "VerifyMac",
+    "DeriveSharedSecret",
 )
 
 
@@ -47,7 +79,9 @@ class Storage(Construct):
                     {
                         "Sid": "AccountAdministersAndDelegatesThroughIam",
                         "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:root"},
+                        "Principal": {
+                            "AWS": f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:root"
+                        },
                         "Action": [f"kms:{action}" for action in KEY_ACCOUNT_ACTIONS],
                         "Resource": "*",
                     }

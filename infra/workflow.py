@@ -146,14 +146,11 @@ class TrainingWorkflow(Construct):
             ),
             description="Training state machine: CreateTrainingJob .sync, SNS, logs, X-Ray",
         )
-        self.policy = iam.Policy(
-            self,
-            "StateMachinePolicy",
-            statements=self._statements(
-                stack, config, execution_role, key, security_group, subnet_ids
-            ),
-        )
-        self.policy.attach_to_role(self.role)
+        # In the role's default policy, which sfn.StateMachine already depends on.
+        for statement in self._statements(
+            stack, config, execution_role, key, security_group, subnet_ids
+        ):
+            self.role.add_to_principal_policy(statement)
 
         self.state_machine = sfn.StateMachine(
             self,
@@ -173,7 +170,11 @@ class TrainingWorkflow(Construct):
             tracing_enabled=True,
             removal_policy=removal,
         )
-        self.state_machine.node.add_dependency(self.policy)
+        # sfn.StateMachine also lists the role in DependsOn, which its RoleArn GetAtt already
+        # implies (cfn-lint W3005): keep only the policy the state machine needs at creation.
+        policy = self.role.node.find_child("DefaultPolicy").node.default_child
+        cfn_machine = self.state_machine.node.default_child
+        cfn_machine.add_override("DependsOn", [stack.get_logical_id(policy)])
         self._acknowledge(config)
 
     def _statements(

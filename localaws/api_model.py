@@ -1,88 +1,137 @@
-"""Validate an AWS request against botocore's published service model, constraints included.
+"""Validate a request dict against botocore's model of an AWS API, constraints included.
 
-botocore's own validator checks types, required and unknown keys but not enums, patterns,
-lengths or numeric ranges; AWS rejects requests that break those, so this checks them too
-from the shape metadata. Used by the emulator for every request it accepts and by tests for
-every request the stack and the CLI send.
+`botocore.validate` checks types, required members and unknown members, but not the shape
+metadata that AWS enforces server side: enums, patterns, string lengths, list/map sizes and
+numeric ranges. `validate_request` checks both, so a test can prove that a request the stack
+would send (rendered from a state machine definition, or built by the operator CLI) is one the
+real API accepts, without credentials or a network:
+
+    validate_request("sagemaker", "CreateTrainingJob", params)   # raises RequestInvalid
+
+Every problem is reported on its own line with a path into the request, e.g.
+`CreateTrainingJob.ResourceConfig.InstanceType: 'ml.x' is not one of the enum values`.
 """
 
 from __future__ import annotations
 
 import functools
-import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import botocore.session
-from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
+from botocore.exceptions import ParamValidationError
+from botocore.model import Shape
 from botocore.validate import ParamValidator
+
+try:  # AWS patterns use Java classes such as \p{L}; the `regex` module understands them.
+    import regex as _regex
+except ImportError:  # pragma: no cover - `regex` is pinned in requirements-dev
+    import re as _regex  # type: ignore[no-redef]
 
 
 class RequestInvalid(ValueError):
-    """A request AWS would reject; the message lists every problem with its path."""
+    """The request breaks the service model; `problems` lists one path-qualified line each."""
+
+    def __init__(self, operation: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{operation}: {len(problems)} problem(s):\n" + "\n".join(problems))
 
 
 @functools.cache
-def operation_model(service: str, operation: str) -> OperationModel:
-    return botocore.session.get_session().get_service_model(service).operation_model(operation)
+def _service_model(service: str):
+    return botocore.session.get_session().get_service_model(service)
 
 
-def validate_request(service: str, operation: str, params: dict[str, Any]) -> None:
-    """Raise RequestInvalid naming each violation (path: problem); return None if valid."""
-    shape = operation_model(service, operation).input_shape
+@functools.cache
+def _compiled(pattern: str):
+    """AWS model patterns are implicitly anchored; None when the pattern cannot be compiled."""
+    try:
+        return _regex.compile(pattern)
+    except Exception:  # a handful of model patterns are not valid in any Python engine
+        return None
+
+
+#: Patterns seen during this process that could not be compiled (so were not checked).
+UNCHECKED_PATTERNS: set[str] = set()
+
+
+def operation_input_shape(service: str, operation: str) -> Shape:
+    return _service_model(service).operation_model(operation).input_shape
+
+
+def _length(value: Any) -> int | None:
+    if isinstance(value, (str, list, dict)):
+        return len(value)
+    return None
+
+
+def _constraint_problems(shape: Shape, value: Any, path: str) -> Iterator[str]:
+    """Metadata constraints (min/max/pattern/enum) of `shape` applied to `value`, recursively."""
+    meta = shape.metadata
+    type_name = shape.type_name
+    if type_name == "structure" and isinstance(value, Mapping):
+        for name, member in shape.members.items():
+            if name in value:
+                yield from _constraint_problems(member, value[name], f"{path}.{name}")
+    elif type_name == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _constraint_problems(shape.member, item, f"{path}[{index}]")
+    elif type_name == "map" and isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _constraint_problems(shape.key, key, f"{path} key {key!r}")
+            yield from _constraint_problems(shape.value, item, f"{path}[{key!r}]")
+
+    if type_name in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
+        if isinstance(value, bool):
+            return  # botocore's own validation reports the type
+        if "min" in meta and value < meta["min"]:
+            yield f"{path}: {value!r} is below the minimum {meta['min']}"
+        if "max" in meta and value > meta["max"]:
+            yield f"{path}: {value!r} is above the maximum {meta['max']}"
+        return
+
+    length = _length(value)
+    if length is not None and type_name in ("string", "list", "map", "blob"):
+        unit = "characters" if isinstance(value, str) else "entries"
+        if "min" in meta and length < meta["min"]:
+            yield f"{path}: has {length} {unit}, fewer than the minimum {meta['min']}"
+        if "max" in meta and length > meta["max"]:
+            yield f"{path}: has {length} {unit}, more than the maximum {meta['max']}"
+    if type_name == "string" and isinstance(value, str):
+        enum = meta.get("enum")
+        if enum and value not in enum:
+            yield f"{path}: {value!r} is not one of the enum values of {shape.name}"
+        pattern = meta.get("pattern")
+        if pattern:
+            compiled = _compiled(pattern)
+            if compiled is None:
+                UNCHECKED_PATTERNS.add(pattern)
+            elif compiled.fullmatch(value) is None:
+                yield f"{path}: {value!r} does not match the pattern {pattern!r}"
+
+
+def request_problems(service: str, operation: str, params: Mapping[str, Any]) -> list[str]:
+    """All problems of `params` for `service`.`operation`; [] when the API would accept it."""
+    shape = operation_input_shape(service, operation)
     problems: list[str] = []
     report = ParamValidator().validate(params, shape)
     if report.has_errors():
-        problems.append(report.generate_report())
-    _check_constraints(params, shape, operation, problems)
-    if problems:
-        raise RequestInvalid(f"{service}.{operation}: " + "; ".join(problems))
+        text = report.generate_report()
+        problems += [f"{operation}: {line.strip()}" for line in text.splitlines() if line.strip()]
+    problems += list(_constraint_problems(shape, params, operation))
+    return problems
 
 
-def _check_constraints(value: Any, shape: Shape, path: str, problems: list[str]) -> None:
-    meta = shape.metadata
-    if isinstance(shape, StructureShape) and isinstance(value, dict):
-        for key, item in value.items():
-            if key in shape.members:
-                _check_constraints(item, shape.members[key], f"{path}.{key}", problems)
-        return
-    if isinstance(shape, ListShape) and isinstance(value, list):
-        _check_size(len(value), meta, path, "items", problems)
-        for i, item in enumerate(value):
-            _check_constraints(item, shape.member, f"{path}[{i}]", problems)
-        return
-    if isinstance(shape, MapShape) and isinstance(value, dict):
-        _check_size(len(value), meta, path, "entries", problems)
-        for key, item in value.items():
-            _check_constraints(key, shape.key, f"{path} key {key!r}", problems)
-            _check_constraints(item, shape.value, f"{path}[{key!r}]", problems)
-        return
-    if isinstance(value, str):
-        if shape.enum and value not in shape.enum:
-            problems.append(f"{path}={value!r} is not one of {', '.join(shape.enum)}")
-        _check_size(len(value), meta, path, "characters", problems)
-        pattern = _compiled(meta.get("pattern"))
-        if pattern is not None and not pattern.fullmatch(value):  # AWS matches the whole value
-            problems.append(f"{path}={value!r} does not match pattern {pattern.pattern}")
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "min" in meta and value < meta["min"]:
-            problems.append(f"{path}={value} is below the minimum {meta['min']}")
-        if "max" in meta and value > meta["max"]:
-            problems.append(f"{path}={value} is above the maximum {meta['max']}")
+def validate_request(service: str, operation: str, params: Mapping[str, Any]) -> None:
+    """Raise `RequestInvalid` unless `params` satisfies the service model of the operation.
 
-
-@functools.cache
-def _compiled(pattern: str | None) -> re.Pattern[str] | None:
-    """The shape's pattern, or None where it uses syntax Python lacks (e.g. \\p{...})."""
-    if not pattern:
-        return None
+    Checks types, required and unknown members (botocore's validator) and, from the shape
+    metadata, enums, patterns (anchored, Java-style classes via `regex`), string lengths,
+    list/map sizes and numeric ranges, at every depth.
+    """
     try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def _check_size(size: int, meta: dict[str, Any], path: str, unit: str, problems: list[str]) -> None:
-    if "min" in meta and size < meta["min"]:
-        problems.append(f"{path} has {size} {unit}, fewer than the minimum {meta['min']}")
-    if "max" in meta and size > meta["max"]:
-        problems.append(f"{path} has {size} {unit}, more than the maximum {meta['max']}")
+        problems = request_problems(service, operation, params)
+    except ParamValidationError as exc:  # pragma: no cover - validate() reports, not raises
+        problems = [f"{operation}: {exc}"]
+    if problems:
+        raise RequestInvalid(operation, problems)

@@ -29,7 +29,7 @@ def _create_training_job(self: SageMakerResponse) -> ActionResult:
     try:
         validate_request("sagemaker", "CreateTrainingJob", request)
     except RequestInvalid as exc:
-        raise ValidationError(message=str(exc)) from None
+        raise ValidationError(message="; ".join(exc.problems)) from None
     name = request["TrainingJobName"]
     if name in self.sagemaker_backend.training_jobs:
         raise ResourceInUseException(

@@ -150,8 +150,10 @@ def detect(
         world = _int(env, "OMPI_COMM_WORLD_SIZE", 1)
         local = _int(env, "OMPI_COMM_WORLD_LOCAL_RANK")
         per_node = _int(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1)
-        node = _int(env, "OMPI_COMM_WORLD_NODE_RANK") if "OMPI_COMM_WORLD_NODE_RANK" in env else (
-            rank // per_node
+        node = (
+            _int(env, "OMPI_COMM_WORLD_NODE_RANK")
+            if "OMPI_COMM_WORLD_NODE_RANK" in env
+            else (rank // per_node)
         )
         if "RANK" in env and _int(env, "RANK") != rank:
             raise ConfigError(
@@ -159,8 +161,8 @@ def detect(
             )
         nodes = _check_layout(world, per_node, node, local, rank, "mpirun")
         master_addr = env.get("MASTER_ADDR") or hosts[0]
-        master_port = _int(env, "MASTER_PORT", 1) if env.get("MASTER_PORT") else (
-            DEFAULT_MASTER_PORT
+        master_port = (
+            _int(env, "MASTER_PORT", 1) if env.get("MASTER_PORT") else (DEFAULT_MASTER_PORT)
         )
         exports = {
             "RANK": str(rank),
@@ -200,8 +202,8 @@ def detect(
             raise ConfigError(f"LOCAL_RANK={local} but this host has {per_node} device(s)")
         if nodes > 1:
             master_addr = env.get("MASTER_ADDR") or hosts[0]
-            master_port = _int(env, "MASTER_PORT", 1) if env.get("MASTER_PORT") else (
-                DEFAULT_MASTER_PORT
+            master_port = (
+                _int(env, "MASTER_PORT", 1) if env.get("MASTER_PORT") else (DEFAULT_MASTER_PORT)
             )
             exports = {
                 "NODE_RANK": str(node),
@@ -211,8 +213,7 @@ def detect(
 
     if sm.on_sagemaker and launcher in ("torchrun", "mpirun") and nodes != len(hosts):
         raise ConfigError(
-            f"{launcher} reports {nodes} node(s) but SM_HOSTS lists {len(hosts)}: "
-            f"{list(hosts)}"
+            f"{launcher} reports {nodes} node(s) but SM_HOSTS lists {len(hosts)}: {list(hosts)}"
         )
 
     if platform.startswith("win") and world > 1:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 # --- Code bundle -------------------------------------------------------------------------------
 #: Entry script, relative to the root of sourcedir.tar.gz (the toolkit's `sagemaker_program`).
 ENTRY_POINT = "training/train.py"
-#: Requirements file per image family; the bundle ships the chosen one as /opt/ml/code/requirements.txt.
+#: Requirements file per image family; the bundle ships the chosen one as
+#: /opt/ml/code/requirements.txt.
 REQUIREMENTS_BY_IMAGE = {
     "smddp": "training/requirements.txt",  # PyTorch 2.3.0 DLC (SMDDP)
     "current": "training/requirements-local.txt",  # current DLCs and this repo's venv
@@ -68,7 +69,9 @@ class Hyperparameter:
 
 #: User hyperparameters the script understands. Values travel as strings (CreateTrainingJob).
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
-    "epochs": Hyperparameter("10", "number of training epochs (integer >= 1)", kind="int", minimum=1),
+    "epochs": Hyperparameter(
+        "10", "number of training epochs (integer >= 1)", kind="int", minimum=1
+    ),
     "batch_size": Hyperparameter(
         "256", "per-device batch size (integer >= 1)", kind="int", minimum=1
     ),
@@ -105,7 +108,8 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
     ),
     "process_group_backend": Hyperparameter(
         "auto",
-        "torch.distributed backend; auto = smddp under the SMDDP launcher, nccl on GPU, gloo on CPU",
+        "torch.distributed backend; auto = smddp under the SMDDP launcher, nccl on GPU, "
+        "gloo on CPU",
         ("auto", "smddp", "nccl", "gloo"),
     ),
     "max_steps": Hyperparameter(

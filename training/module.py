@@ -65,11 +65,17 @@ class Classifier(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset()
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_steps = 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss = self.loss_fn(self(x), y)
-        self.train_loss.update(loss.detach())
+        # A bare tensor add per step (no metric update, no self.log): Lightning's per-step cost
+        # stays small next to the step itself; the epoch mean is formed at validation.
+        detached = loss.detach().float()
+        self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
+        self._loss_steps += 1
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -86,7 +92,10 @@ class Classifier(pl.LightningModule):
         }
         fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
         if fitting:
-            metrics["train_loss"] = self.train_loss.compute()
+            steps = getattr(self, "_loss_steps", 0)
+            if steps:
+                self.train_loss.update(self._loss_sum / steps, weight=steps)
+            metrics["train_loss"] = self.train_loss.compute()  # every rank calls: it syncs
         metrics["lr"] = torch.tensor(self.lr)
         self.log_dict(metrics, rank_zero_only=True)
         self.val_loss.reset()

@@ -194,7 +194,7 @@ def run(argv: Sequence[str]) -> int:
             cluster.world_size,
             precision,
         )
-    pl.seed_everything(hp.seed, workers=True, verbose=False)
+    pl.seed_everything(hp.seed, workers=True)
 
     debug_dir = Path(os.environ[DEBUG_DIR_ENV]) if os.environ.get(DEBUG_DIR_ENV) else None
     # smddp cannot open the extra gloo group Lightning's prepare_data barrier needs: prepare

@@ -11,87 +11,152 @@ from training import contract
 SPOT = {"spot": True, "max_wait_s": 90000}
 
 BAD = [
-    ({"instance_type": "p4d.24xlarge"},
-     "instance_type='p4d.24xlarge': expected a SageMaker instance type like ml.p4d.24xlarge"),
-    ({"instance_type": "ml.p9.48xlarge"},
-     "instance_type='ml.p9.48xlarge': not a SageMaker training instance type (botocore's API model)"),
-    ({"instance_type": "ml.trn1.32xlarge"},
-     "instance_type='ml.trn1.32xlarge': Trainium/Inferentia need the Neuron DLC; use a GPU or CPU type"),
+    (
+        {"instance_type": "p4d.24xlarge"},
+        "instance_type='p4d.24xlarge': expected a SageMaker instance type like ml.p4d.24xlarge",
+    ),
+    (
+        {"instance_type": "ml.p9.48xlarge"},
+        "instance_type='ml.p9.48xlarge': not a SageMaker training instance type"
+        " (botocore's API model)",
+    ),
+    (
+        {"instance_type": "ml.trn1.32xlarge"},
+        "instance_type='ml.trn1.32xlarge': Trainium/Inferentia need the Neuron DLC;"
+        " use a GPU or CPU type",
+    ),
     ({"instance_count": 0}, "instance_count=0: expected an integer from 1 to 64"),
     ({"instance_count": "two"}, "instance_count='two': expected an integer"),
     ({"backend": "mpi"}, "backend='mpi': expected one of smddp, torchrun, none, auto"),
-    ({"backend": "smddp", "instance_type": "ml.p5.48xlarge"},
-     "backend='smddp': smddp runs only on ml.p4d.24xlarge, ml.p4de.24xlarge, ml.p3dn.24xlarge,"
-     " not ml.p5.48xlarge (SMDDP does not support P5: use backend=torchrun)"),
-    ({"backend": "none", "instance_count": 2, "instance_type": "ml.g5.xlarge"},
-     "backend='none': none runs one node only; use torchrun for instance_count > 1"),
-    ({"backend": "smddp", "framework_version": "2.4.0"},
-     "framework_version='2.4.0': SMDDP ships only in PyTorch DLCs 2.0.1 to 2.3.0;"
-     " use backend=torchrun for newer"),
-    ({"framework_version": "1.13.1"},
-     "framework_version='1.13.1': expected a PyTorch training DLC version from 2.0.1 to 2.10.0"
-     " (sagemaker-core image data) or auto"),
-    ({"framework_version": "2.3.0", "py_version": "py312"},
-     "py_version='py312': PyTorch 2.3.0 DLCs exist for py311 only"),
+    (
+        {"backend": "smddp", "instance_type": "ml.p5.48xlarge"},
+        "backend='smddp': smddp runs only on ml.p4d.24xlarge, ml.p4de.24xlarge, ml.p3dn.24xlarge,"
+        " not ml.p5.48xlarge (SMDDP does not support P5: use backend=torchrun)",
+    ),
+    (
+        {"backend": "none", "instance_count": 2, "instance_type": "ml.g5.xlarge"},
+        "backend='none': none runs one node only; use torchrun for instance_count > 1",
+    ),
+    (
+        {"backend": "smddp", "framework_version": "2.4.0"},
+        "framework_version='2.4.0': SMDDP ships only in PyTorch DLCs 2.0.1 to 2.3.0;"
+        " use backend=torchrun for newer",
+    ),
+    (
+        {"framework_version": "1.13.1"},
+        "framework_version='1.13.1': expected a PyTorch training DLC version from 2.0.1 to 2.10.0"
+        " (sagemaker-core image data) or auto",
+    ),
+    (
+        {"framework_version": "2.3.0", "py_version": "py312"},
+        "py_version='py312': PyTorch 2.3.0 DLCs exist for py311 only",
+    ),
     ({"volume_size_gb": 0}, "volume_size_gb=0: expected an integer from 1 to 16384 GB"),
-    ({"max_runtime_s": 2419201},
-     "max_runtime_s=2419201: expected seconds from 1 to 2419200 (28 days)"),
-    ({"spot": True, "max_wait_s": 86400},
-     "max_wait_s=86400: with spot=true expected max_runtime_s (86400) < max_wait_s <= 2419200"),
+    (
+        {"max_runtime_s": 2419201},
+        "max_runtime_s=2419201: expected seconds from 1 to 2419200 (28 days)",
+    ),
+    (
+        {"spot": True, "max_wait_s": 86400},
+        "max_wait_s=86400: with spot=true expected max_runtime_s (86400) < max_wait_s <= 2419200",
+    ),
     ({"max_wait_s": 90000}, "max_wait_s=90000: only with spot=true; expected 0 without spot"),
-    ({**SPOT, "keep_alive_s": 600},
-     "keep_alive_s=600: warm pools cannot be used with spot; expected 0"),
+    (
+        {**SPOT, "keep_alive_s": 600},
+        "keep_alive_s=600: warm pools cannot be used with spot; expected 0",
+    ),
     ({"keep_alive_s": 7200}, "keep_alive_s=7200: expected seconds from 0 to 3600"),
-    ({**SPOT, "checkpointing": False},
-     "checkpointing=False: spot=true needs checkpointing=true to resume"),
-    ({"input_mode": "Pipe"},
-     "input_mode='Pipe': training/ reads files, not FIFOs: use File or FastFile"),
-    ({"hyperparameters": {"epochs": 5}},
-     "hyperparameters.epochs=5: expected a string (SageMaker sends hyperparameters as strings)"),
+    (
+        {**SPOT, "checkpointing": False},
+        "checkpointing=False: spot=true needs checkpointing=true to resume",
+    ),
+    (
+        {"input_mode": "Pipe"},
+        "input_mode='Pipe': training/ reads files, not FIFOs: use File or FastFile",
+    ),
+    (
+        {"hyperparameters": {"epochs": 5}},
+        "hyperparameters.epochs=5: expected a string (SageMaker sends hyperparameters as strings)",
+    ),
     ({"hyperparameters": {"epochs": "0"}}, "hyperparameters.epochs='0': expected integer >= 1"),
     ({"hyperparameters": {"lr": "-1"}}, "hyperparameters.lr='-1': expected float > 0"),
-    ({"hyperparameters": {"precision": "fp8"}},
-     "hyperparameters.precision='fp8': expected one of auto, 32, 16-mixed, bf16-mixed"),
-    ({"hyperparameters": {"sagemaker_program": "x.py"}},
-     "hyperparameters.sagemaker_program='x.py': sagemaker_* keys are set by the workflow,"
-     " not by users"),
-    ({"hyperparameters": {"note": "x" * 257}},
-     "hyperparameters.note='xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxx':"
-     " expected 1 to 256 characters"),
-    ({"hyperparameters": {f"k{i}": "1" for i in range(93)}},
-     "hyperparameters='93 entries': expected at most 92 (100 minus 8 sagemaker_* entries the"
-     " workflow adds)"),
-    ({"hyperparameters": {"process_group_backend": "smddp"}, "instance_type": "ml.p5.48xlarge"},
-     "hyperparameters.process_group_backend='smddp': smddp needs backend=smddp"),
-    ({"schedule_cron": "0 3 * * ? *"},
-     "schedule_cron='0 3 * * ? *': expected cron(minutes hours day-of-month month day-of-week"
-     " year) or off"),
-    ({"schedule_cron": "cron(0 3 * * *)"},
-     "schedule_cron='cron(0 3 * * *)': expected cron(minutes hours day-of-month month"
-     " day-of-week year) or off; got 5 fields, need 6"),
-    ({"schedule_cron": "cron(0 25 ? * SUN *)"},
-     "schedule_cron='cron(0 25 ? * SUN *)': hours field '25' is not valid cron syntax"),
-    ({"schedule_cron": "cron(0 3 * * SUN *)"},
-     "schedule_cron='cron(0 3 * * SUN *)': exactly one of day-of-month and day-of-week must be ?"),
-    ({"schedule_timezone": "Mars/Olympus"},
-     "schedule_timezone='Mars/Olympus': expected an IANA time zone like Europe/Berlin"),
-    ({"schedule_flexible_window_min": 2000},
-     "schedule_flexible_window_min=2000: expected an integer from 0 to 1440 minutes (0 = off)"),
-    ({"notification_email": "not-an-email"},
-     "notification_email='not-an-email': expected an e-mail address or none"),
-    ({"vpc_cidr": "10.0.0.0/8"},
-     "vpc_cidr='10.0.0.0/8': expected a private IPv4 network /16 to /19 (a /20 per AZ)"),
-    ({"vpc_cidr": "8.8.0.0/16"},
-     "vpc_cidr='8.8.0.0/16': expected a private IPv4 network /16 to /19 (a /20 per AZ)"),
+    (
+        {"hyperparameters": {"precision": "fp8"}},
+        "hyperparameters.precision='fp8': expected one of auto, 32, 16-mixed, bf16-mixed",
+    ),
+    (
+        {"hyperparameters": {"sagemaker_program": "x.py"}},
+        "hyperparameters.sagemaker_program='x.py': sagemaker_* keys are set by the workflow,"
+        " not by users",
+    ),
+    (
+        {"hyperparameters": {"note": "x" * 257}},
+        "hyperparameters.note='xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxx':"
+        " expected 1 to 256 characters",
+    ),
+    (
+        {"hyperparameters": {f"k{i}": "1" for i in range(93)}},
+        "hyperparameters='93 entries': expected at most 92 (100 minus 8 sagemaker_* entries the"
+        " workflow adds)",
+    ),
+    (
+        {"hyperparameters": {"process_group_backend": "smddp"}, "instance_type": "ml.p5.48xlarge"},
+        "hyperparameters.process_group_backend='smddp': smddp needs backend=smddp",
+    ),
+    (
+        {"schedule_cron": "0 3 * * ? *"},
+        "schedule_cron='0 3 * * ? *': expected cron(minutes hours day-of-month month day-of-week"
+        " year) or off",
+    ),
+    (
+        {"schedule_cron": "cron(0 3 * * *)"},
+        "schedule_cron='cron(0 3 * * *)': expected cron(minutes hours day-of-month month"
+        " day-of-week year) or off; got 5 fields, need 6",
+    ),
+    (
+        {"schedule_cron": "cron(0 25 ? * SUN *)"},
+        "schedule_cron='cron(0 25 ? * SUN *)': hours field '25' is not valid cron syntax",
+    ),
+    (
+        {"schedule_cron": "cron(0 3 * * SUN *)"},
+        "schedule_cron='cron(0 3 * * SUN *)': exactly one of day-of-month and day-of-week"
+        " must be ?",
+    ),
+    (
+        {"schedule_timezone": "Mars/Olympus"},
+        "schedule_timezone='Mars/Olympus': expected an IANA time zone like Europe/Berlin",
+    ),
+    (
+        {"schedule_flexible_window_min": 2000},
+        "schedule_flexible_window_min=2000: expected an integer from 0 to 1440 minutes (0 = off)",
+    ),
+    (
+        {"notification_email": "not-an-email"},
+        "notification_email='not-an-email': expected an e-mail address or none",
+    ),
+    (
+        {"vpc_cidr": "10.0.0.0/8"},
+        "vpc_cidr='10.0.0.0/8': expected a private IPv4 network /16 to /19 (a /20 per AZ)",
+    ),
+    (
+        {"vpc_cidr": "8.8.0.0/16"},
+        "vpc_cidr='8.8.0.0/16': expected a private IPv4 network /16 to /19 (a /20 per AZ)",
+    ),
     ({"max_azs": 1}, "max_azs=1: expected 2 to 4 availability zones"),
     ({"removal_policy": "snapshot"}, "removal_policy='snapshot': expected one of retain, destroy"),
-    ({"tags": {"aws:owner": "me"}},
-     "tags.aws:owner='me': tag keys starting with aws: are reserved by AWS"),
-    ({"job_name_prefix": "my_job"},
-     "job_name_prefix='my_job': expected 1-24 letters, digits and inner hyphens (job names are"
-     " <prefix>-<suffix>, at most 63 characters)"),
-    ({"stack_name": "1stack"},
-     "stack_name='1stack': expected a CloudFormation stack name ([A-Za-z][A-Za-z0-9-]*)"),
+    (
+        {"tags": {"aws:owner": "me"}},
+        "tags.aws:owner='me': tag keys starting with aws: are reserved by AWS",
+    ),
+    (
+        {"job_name_prefix": "my_job"},
+        "job_name_prefix='my_job': expected 1-24 letters, digits and inner hyphens (job names are"
+        " <prefix>-<suffix>, at most 63 characters)",
+    ),
+    (
+        {"stack_name": "1stack"},
+        "stack_name='1stack': expected a CloudFormation stack name ([A-Za-z][A-Za-z0-9-]*)",
+    ),
     ({"spot": "yes"}, "spot='yes': expected true or false"),
 ]
 
@@ -106,7 +171,11 @@ def test_bad_configuration_one_line_error(overrides, message):
 
 def test_defaults_resolve_to_smddp_on_p4d():
     config = TrainingConfig()
-    assert (config.backend, config.framework_version, config.py_version) == ("smddp", "2.3.0", "py311")
+    assert (config.backend, config.framework_version, config.py_version) == (
+        "smddp",
+        "2.3.0",
+        "py311",
+    )
     assert config.image_family == "smddp" and config.processor == "gpu"
     assert config.launcher_flag == contract.LAUNCHER_FLAGS["smddp"]
     assert config.gpus_per_instance == 8
@@ -146,8 +215,13 @@ def test_spot_valid():
 
 def test_schedule_forms():
     assert TrainingConfig(schedule_cron="off").schedule_cron is None
-    for cron in ("cron(0 3 ? * SUN *)", "cron(15,45 */2 1-15 JAN-MAR ? 2026-2030)",
-                 "cron(0 12 L * ? *)", "cron(0 6 ? * 2#1 *)", "cron(0/5 8-17 ? * MON-FRI *)"):
+    for cron in (
+        "cron(0 3 ? * SUN *)",
+        "cron(15,45 */2 1-15 JAN-MAR ? 2026-2030)",
+        "cron(0 12 L * ? *)",
+        "cron(0 6 ? * 2#1 *)",
+        "cron(0/5 8-17 ? * MON-FRI *)",
+    ):
         assert cfg.validate_schedule(cron) == cron
 
 
@@ -172,17 +246,25 @@ def test_context_merge_and_cli_strings():
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"training": {"instance_cnt": 4}},
-         "training.instance_cnt=4: unknown training setting (did you mean instance_count?);"
-         " known: see TrainingConfig in infra/config.py"),
-        ({"training.instanc_type": "ml.p5.48xlarge"},
-         "training.instanc_type='ml.p5.48xlarge': unknown training setting (did you mean"
-         " instance_type?); known: see TrainingConfig in infra/config.py"),
-        ({"instance_count": "4"},
-         "instance_count='4': settings go under training.: use -c training.instance_count=..."),
-        ({"training.spot.x": "1"},
-         "training.spot.x='1': unknown training setting (did you mean spot?); known: see"
-         " TrainingConfig in infra/config.py"),
+        (
+            {"training": {"instance_cnt": 4}},
+            "training.instance_cnt=4: unknown training setting (did you mean instance_count?);"
+            " known: see TrainingConfig in infra/config.py",
+        ),
+        (
+            {"training.instanc_type": "ml.p5.48xlarge"},
+            "training.instanc_type='ml.p5.48xlarge': unknown training setting (did you mean"
+            " instance_type?); known: see TrainingConfig in infra/config.py",
+        ),
+        (
+            {"instance_count": "4"},
+            "instance_count='4': settings go under training.: use -c training.instance_count=...",
+        ),
+        (
+            {"training.spot.x": "1"},
+            "training.spot.x='1': unknown training setting (did you mean spot?); known: see"
+            " TrainingConfig in infra/config.py",
+        ),
         ({"training": "[]"}, "training=[]: expected an object of training settings"),
     ],
 )

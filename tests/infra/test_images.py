@@ -64,4 +64,6 @@ def test_template_mapping_resolves_per_region(default_synth):
                 name, key, attr = part["Fn::FindInMap"]
                 assert name == mapping_name and key == {"Ref": "AWS::Region"}
                 parts.append(template["Mappings"][name][region][attr])
-        assert "".join(parts) == image_uri_for_region(default_synth.stack.config, region, _domain(region))
+        assert "".join(parts) == image_uri_for_region(
+            default_synth.stack.config, region, _domain(region)
+        )

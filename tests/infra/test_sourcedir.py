@@ -18,7 +18,9 @@ from training import contract
 def source_tree(tmp_path: Path) -> Path:
     """A copy of training/ (plus a cache and a test file that must stay out of the bundle)."""
     root = tmp_path / "src"
-    shutil.copytree(REPO_ROOT / "training", root / "training", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO_ROOT / "training", root / "training", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (root / "training" / "__pycache__").mkdir()
     (root / "training" / "__pycache__" / "contract.cpython-311.pyc").write_bytes(b"\0")
     (root / "training" / "tests").mkdir()
@@ -46,7 +48,13 @@ def test_layout_and_requirements_per_image_family(source_tree):
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             req = tar.extractfile("requirements.txt").read()
             for member in tar.getmembers():
-                assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == (0, 0, 0, "", "")
+                assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == (
+                    0,
+                    0,
+                    0,
+                    "",
+                    "",
+                )
                 assert member.mode in (0o644, 0o755)
         assert req == (source_tree / requirements).read_bytes()
         header = gzip.GzipFile(fileobj=io.BytesIO(data))
@@ -56,12 +64,18 @@ def test_layout_and_requirements_per_image_family(source_tree):
 
 
 def test_hash_stable_across_rebuilds_and_touch(source_tree, tmp_path):
-    first = build_sourcedir(tmp_path / "a" / "sourcedir.tar.gz", image_family="smddp", root=source_tree)
+    first = build_sourcedir(
+        tmp_path / "a" / "sourcedir.tar.gz", image_family="smddp", root=source_tree
+    )
     for path in source_tree.rglob("*"):
         os.utime(path, (1_900_000_000, 1_900_000_000))
-    second = build_sourcedir(tmp_path / "b" / "sourcedir.tar.gz", image_family="smddp", root=source_tree)
+    second = build_sourcedir(
+        tmp_path / "b" / "sourcedir.tar.gz", image_family="smddp", root=source_tree
+    )
     assert first == second
-    assert (tmp_path / "a" / "sourcedir.tar.gz").read_bytes() == (tmp_path / "b" / "sourcedir.tar.gz").read_bytes()
+    assert (tmp_path / "a" / "sourcedir.tar.gz").read_bytes() == (
+        tmp_path / "b" / "sourcedir.tar.gz"
+    ).read_bytes()
 
 
 def test_hash_changes_with_code_and_family(source_tree, tmp_path):
@@ -82,7 +96,9 @@ def test_asset_hash_follows_bytes(source_tree, tmp_path):
 
     def asset_hash(build: Path) -> str:
         stack = cdk.Stack(cdk.App(outdir=str(tmp_path / "out")), "S")
-        bundle = SourceBundle(stack, "Code", image_family="current", root=source_tree, build_dir=build)
+        bundle = SourceBundle(
+            stack, "Code", image_family="current", root=source_tree, build_dir=build
+        )
         assert stack.resolve(bundle.s3_uri)["Fn::Join"][1][0] == "s3://"
         return bundle.asset.asset_hash
 

@@ -33,7 +33,9 @@ def _ref_id(value: Any) -> str | None:
 
 def _training_sg(synth) -> str:
     sgs = synth.resources("AWS::EC2::SecurityGroup")
-    (sg_id,) = [k for k, v in sgs.items() if "training nodes" in v["Properties"]["GroupDescription"]]
+    (sg_id,) = [
+        k for k, v in sgs.items() if "training nodes" in v["Properties"]["GroupDescription"]
+    ]
     return sg_id
 
 
@@ -64,18 +66,20 @@ def test_vpc_isolated_no_internet(default_synth, template):
         assert subnet["Properties"]["CidrBlock"].endswith("/20")
     azs = {json.dumps(s["Properties"]["AvailabilityZone"]) for s in subnets.values()}
     assert len(azs) == len(subnets)
-    template.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "LogDestinationType": "s3"})
+    template.has_resource_properties(
+        "AWS::EC2::FlowLog", {"TrafficType": "ALL", "LogDestinationType": "s3"}
+    )
 
 
 def test_endpoints(default_synth, template):
     endpoints = default_synth.resources("AWS::EC2::VPCEndpoint")
     gateway = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
-    interface = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Interface"]
+    interface = [
+        e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Interface"
+    ]
     assert len(gateway) == 1 and "s3" in json.dumps(gateway[0]["Properties"]["ServiceName"])
     assert len(interface) == len(INTERFACE_ENDPOINTS)
-    endpoint_sgs = {
-        _ref_id(sg) for e in interface for sg in e["Properties"]["SecurityGroupIds"]
-    }
+    endpoint_sgs = {_ref_id(sg) for e in interface for sg in e["Properties"]["SecurityGroupIds"]}
     assert len(endpoint_sgs) == 1 and _training_sg(default_synth) not in endpoint_sgs
     for e in interface:
         assert e["Properties"]["PrivateDnsEnabled"] is True
@@ -84,11 +88,13 @@ def test_endpoints(default_synth, template):
 def test_training_sg_self_referencing_ingress_and_egress(default_synth):
     sg = _training_sg(default_synth)
     ingress = [
-        r["Properties"] for r in default_synth.resources("AWS::EC2::SecurityGroupIngress").values()
+        r["Properties"]
+        for r in default_synth.resources("AWS::EC2::SecurityGroupIngress").values()
         if _ref_id(r["Properties"]["GroupId"]) == sg
     ]
     egress = [
-        r["Properties"] for r in default_synth.resources("AWS::EC2::SecurityGroupEgress").values()
+        r["Properties"]
+        for r in default_synth.resources("AWS::EC2::SecurityGroupEgress").values()
         if _ref_id(r["Properties"]["GroupId"]) == sg
     ]
     assert [(r["IpProtocol"], _ref_id(r["SourceSecurityGroupId"])) for r in ingress] == [("-1", sg)]
@@ -96,7 +102,10 @@ def test_training_sg_self_referencing_ingress_and_egress(default_synth):
     assert len(self_egress) == 1 and self_egress[0]["IpProtocol"] == "-1"
     others = [r for r in egress if r not in self_egress]
     # exactly: HTTPS to the endpoint SG and HTTPS to the S3 prefix list
-    assert sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others) == [("tcp", 443, 443)] * 2
+    assert (
+        sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others)
+        == [("tcp", 443, 443)] * 2
+    )
     assert sum("DestinationPrefixListId" in r for r in others) == 1
     assert sum("DestinationSecurityGroupId" in r for r in others) == 1
 
@@ -124,8 +133,10 @@ def test_buckets_encrypted_private_versioned_retained(default_synth):
         props = bucket["Properties"]
         assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True,
-            "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
         rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
@@ -140,9 +151,11 @@ def test_buckets_encrypted_private_versioned_retained(default_synth):
     assert kms_buckets == 2
     policies = default_synth.resources("AWS::S3::BucketPolicy")
     ssl_denied = {
-        _ref_id(p["Properties"]["Bucket"]) for p in policies.values()
+        _ref_id(p["Properties"]["Bucket"])
+        for p in policies.values()
         for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        if s["Effect"] == "Deny"
+        and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
     }
     assert ssl_denied == set(buckets)
 
@@ -150,11 +163,16 @@ def test_buckets_encrypted_private_versioned_retained(default_synth):
 def test_checkpoint_lifecycle(default_synth):
     config = default_synth.stack.config
     rules = [
-        r for b in default_synth.resources("AWS::S3::Bucket").values()
+        r
+        for b in default_synth.resources("AWS::S3::Bucket").values()
         for r in b["Properties"]["LifecycleConfiguration"]["Rules"]
     ]
-    assert {"Id": "expire-old-checkpoints", "Prefix": CHECKPOINT_PREFIX, "Status": "Enabled",
-            "ExpirationInDays": config.checkpoint_retention_days} in rules
+    assert {
+        "Id": "expire-old-checkpoints",
+        "Prefix": CHECKPOINT_PREFIX,
+        "Status": "Enabled",
+        "ExpirationInDays": config.checkpoint_retention_days,
+    } in rules
     assert any(r.get("NoncurrentVersionExpiration") for r in rules)
 
 
@@ -175,14 +193,17 @@ def test_no_wildcard_allow_actions(default_synth):
             if statement["Effect"] == "Allow":
                 assert not [a for a in actions if "*" in a], (path, statement)
             else:
-                assert statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}, path
+                assert statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}, (
+                    path
+                )
 
 
 def _execution_statements(default_synth) -> list[dict[str, Any]]:
     role = default_synth.stack.execution.role
     role_id = default_synth.stack.resolve(role.node.default_child.logical_id)
     (policy,) = [
-        p for p in default_synth.resources("AWS::IAM::Policy").values()
+        p
+        for p in default_synth.resources("AWS::IAM::Policy").values()
         if {"Ref": role_id} in p["Properties"]["Roles"]
     ]
     return policy["Properties"]["PolicyDocument"]["Statement"]
@@ -206,7 +227,9 @@ def test_execution_role_scoped(default_synth):
     for s in statements.values():
         assert not any(a.startswith("s3:") and a.endswith("*") for a in _as_list(s["Action"]))
     trust = default_synth.template["Resources"][
-        default_synth.stack.resolve(default_synth.stack.execution.role.node.default_child.logical_id)
+        default_synth.stack.resolve(
+            default_synth.stack.execution.role.node.default_child.logical_id
+        )
     ]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust[0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
 
@@ -228,17 +251,25 @@ def test_schedule(default_synth, template):
             ),
         },
     )
-    template.has_resource_properties(
-        "AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()}
-    )
+    template.has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()})
     role = default_synth.stack.schedule.role
     role_id = default_synth.stack.resolve(role.node.default_child.logical_id)
     (policy,) = [
-        p for p in default_synth.resources("AWS::IAM::Policy").values()
+        p
+        for p in default_synth.resources("AWS::IAM::Policy").values()
         if {"Ref": role_id} in p["Properties"]["Roles"]
     ]
-    actions = {a for s in policy["Properties"]["PolicyDocument"]["Statement"] for a in _as_list(s["Action"])}
-    assert actions == {"states:StartExecution", "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"}
+    actions = {
+        a
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        for a in _as_list(s["Action"])
+    }
+    assert actions == {
+        "states:StartExecution",
+        "sqs:SendMessage",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
 
 
 def test_code_uri_is_s3_scheme(default_synth):
@@ -250,9 +281,15 @@ def test_code_uri_is_s3_scheme(default_synth):
 
 def test_outputs_and_tags(default_synth, template):
     names = set(default_synth.template["Outputs"])
-    for name in (outputs.STATE_MACHINE_ARN, outputs.DATA_BUCKET, outputs.ARTIFACTS_BUCKET,
-                 outputs.TOPIC_ARN, outputs.SECURITY_GROUP_ID, outputs.SUBNET_IDS,
-                 outputs.TRAIN_DATA_URI):
+    for name in (
+        outputs.STATE_MACHINE_ARN,
+        outputs.DATA_BUCKET,
+        outputs.ARTIFACTS_BUCKET,
+        outputs.TOPIC_ARN,
+        outputs.SECURITY_GROUP_ID,
+        outputs.SUBNET_IDS,
+        outputs.TRAIN_DATA_URI,
+    ):
         assert name in names
     for key, value in default_synth.stack.config.tags.items():
         template.has_resource_properties(
@@ -267,7 +304,7 @@ def test_environment_agnostic(default_synth):
     assert env == "aws://unknown-account/unknown-region"
 
 
-# --- checks ----------------------------------------------------------------------------------------
+# --- checks ---
 def test_cdk_nag_zero_errors(default_synth):
     errors = [f for f in default_synth.findings if f["severity"] == "error"]
     assert errors == []

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tests.aws_models import RequestInvalid, request_problems, validate_request
+from localaws.api_model import RequestInvalid, request_problems, validate_request
 
 GOOD = {
     "TrainingJobName": "lightning-0123456789abcdef0123456789abcdef-0",

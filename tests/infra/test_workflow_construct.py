@@ -198,3 +198,9 @@ def test_full_stack_wires_the_workflow(default_synth):
     )
     assert len(sg_refs) == 1
     assert [f for f in default_synth.findings if "/Workflow/" in f["path"]] == []
+
+
+def test_state_machine_depends_only_on_its_policy(built):
+    (machine,) = built.resources("AWS::StepFunctions::StateMachine").values()
+    policy = built.workflow.role.node.find_child("DefaultPolicy")
+    assert machine["DependsOn"] == [built.logical_id(policy)]

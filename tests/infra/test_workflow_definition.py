@@ -26,7 +26,7 @@ from moto import mock_aws
 
 from infra import execution_input as ei
 from infra import workflow_definition as wd
-from tests.aws_models import validate_request
+from localaws.api_model import validate_request
 from training import contract
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -173,7 +173,7 @@ def test_a_request_breaking_the_api_model_is_refused_before_anything_runs(emulat
     request = _request("bad_name_with_underscores", code_uri)
     before = len(emulator.sagemaker.requests)
     with pytest.raises(
-        ClientError, match="TrainingJobName='bad_name_with_underscores' does not match"
+        ClientError, match="TrainingJobName: 'bad_name_with_underscores' does not match"
     ):
         emulator.client("sagemaker").create_training_job(**request)
     assert len(emulator.sagemaker.requests) == before

@@ -30,9 +30,7 @@ _PREFIXES = ("SM_", "OMPI_", "TRAINING_")
 
 
 def _scrub(env: dict[str, str]) -> dict[str, str]:
-    return {
-        k: v for k, v in env.items() if k not in _LAUNCH_VARS and not k.startswith(_PREFIXES)
-    }
+    return {k: v for k, v in env.items() if k not in _LAUNCH_VARS and not k.startswith(_PREFIXES)}
 
 
 @pytest.fixture

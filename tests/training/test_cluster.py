@@ -100,7 +100,14 @@ CASES = [
         ("torchrun", 2, 1, 2, 0, 1, 1, "cpu", "gloo"),
         {},
     ),
-    ("torchrun-1", {}, torchrun(0, 1, 0, 1, 0), "linux", ("torchrun", 1, 1, 1, 0, 0, 0, "cpu", None), {}),
+    (
+        "torchrun-1",
+        {},
+        torchrun(0, 1, 0, 1, 0),
+        "linux",
+        ("torchrun", 1, 1, 1, 0, 0, 0, "cpu", None),
+        {},
+    ),
     (
         "mpirun-smddp-2x8",
         {"hosts": TWO, "current": "algo-2", "gpus": 8, "framework": SMDDP},
@@ -144,7 +151,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("sm_kwargs", "env", "platform", "expected", "exports"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("sm_kwargs", "env", "platform", "expected", "exports"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
 def test_detect(sm_kwargs, env, platform, expected, exports) -> None:
     c = cl.detect(sm_for(**sm_kwargs), env, platform=platform)
     got = (
@@ -163,7 +174,9 @@ def test_detect(sm_kwargs, env, platform, expected, exports) -> None:
     for key, value in exports.items():
         assert c.env[key] == value
     if platform == "win32":
-        assert c.notes == ("Windows: DDP is not supported; training on a single device instead of 4",)
+        assert c.notes == (
+            "Windows: DDP is not supported; training on a single device instead of 4",
+        )
 
 
 def test_detect_is_captured_once(monkeypatch: pytest.MonkeyPatch) -> None:

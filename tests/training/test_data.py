@@ -62,7 +62,9 @@ BAD_FILES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+@pytest.mark.parametrize(
+    ("text", "message"), [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES]
+)
 def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path, "bad.csv", text)
     with pytest.raises(D.DataError) as info:
@@ -152,7 +154,11 @@ def test_prepare_on_node_without_torch_distributed(tmp_path: Path) -> None:
         leader.prepare_on_node(is_local_zero=True, timeout_s=5)
     with pytest.raises(D.DataError) as second:  # the other local ranks see the same one line
         follower.prepare_on_node(is_local_zero=False, timeout_s=5)
-    assert str(first.value) == str(second.value) == f"{bad / 'x.csv'}:1: 2 columns; expected 65 (64 features + 1 label)"
+    assert (
+        str(first.value)
+        == str(second.value)
+        == f"{bad / 'x.csv'}:1: 2 columns; expected 65 (64 features + 1 label)"
+    )
 
     D.write_default_dataset(tmp_path / "good")
     ok = _module({"train": tmp_path / "good"}, tmp_path / "cache")
@@ -160,4 +166,9 @@ def test_prepare_on_node_without_torch_distributed(tmp_path: Path) -> None:
         ok.prepare_on_node(is_local_zero=False, timeout_s=0)
     ok.prepare_on_node(is_local_zero=True, timeout_s=5)
     ok.prepare_on_node(is_local_zero=False, timeout_s=5)
-    assert isinstance(D.ExternallyPreparedDataModule({}, tmp_path).prepare_data(), type(None))
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    assert not is_overridden(
+        "prepare_data", D.ExternallyPreparedDataModule({}, tmp_path, batch_size=1)
+    )
+    assert is_overridden("prepare_data", ok)

@@ -13,8 +13,8 @@ import pytest
 from tests.training.conftest import REPO, free_port, run_python, subprocess_env
 from training import contract
 
-FAKE_SMDDP = '''"""Test double of SMDDP: the process-group backend "smddp", backed by gloo, with SMDDP's
-restrictions (no ReduceOp.AVG, no new_group) enforced."""
+FAKE_SMDDP = '''"""Test double of SMDDP: process-group backend "smddp", backed by gloo,
+with SMDDP's restrictions (no ReduceOp.AVG, no new_group) enforced."""
 import torch.distributed as dist
 
 
@@ -119,8 +119,12 @@ def test_torchrun_two_hosts_one_process_each(tmp_path: Path) -> None:
         ]
         procs.append(
             subprocess.Popen(
-                [sys.executable, *args], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True,
+                [sys.executable, *args],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         )
     outputs = [p.communicate(timeout=240)[0] for p in procs]
@@ -158,9 +162,7 @@ def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
                 "TRAINING_DEBUG_DIR": str(debug),
                 "SM_HOSTS": '["localhost"]',  # MASTER_ADDR is derived from the first host
                 "SM_CURRENT_HOST": "localhost",
-                "SM_FRAMEWORK_PARAMS": json.dumps(
-                    {contract.LAUNCHER_FLAGS["smddp"]: True}
-                ),
+                "SM_FRAMEWORK_PARAMS": json.dumps({contract.LAUNCHER_FLAGS["smddp"]: True}),
                 "MASTER_PORT": str(port),
                 "OMPI_COMM_WORLD_RANK": str(rank),
                 "OMPI_COMM_WORLD_SIZE": "2",
@@ -172,7 +174,11 @@ def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
         procs.append(
             subprocess.Popen(
                 [sys.executable, "training/train.py", "--epochs", "2"],
-                env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         )
     outputs = [p.communicate(timeout=240)[0] for p in procs]

@@ -65,7 +65,10 @@ def test_local_defaults(tmp_path: Path) -> None:
     ("env", "expected"),
     [
         ({"TRAINING_CHECKPOINT_DIR": "/x/ckpt", "SM_MODEL_DIR": "/m"}, "/x/ckpt"),
-        ({"SAGEMAKER_BASE_DIR": "/hosts/algo-1", "SM_MODEL_DIR": "/m"}, "/hosts/algo-1/checkpoints"),
+        (
+            {"SAGEMAKER_BASE_DIR": "/hosts/algo-1", "SM_MODEL_DIR": "/m"},
+            "/hosts/algo-1/checkpoints",
+        ),
         ({"SM_MODEL_DIR": "/m"}, contract.CHECKPOINT_DIR),
     ],
 )
@@ -102,11 +105,17 @@ def test_json_encoded_values_are_typed() -> None:
     [
         (["--epochs", "0"], "hyperparameter epochs='0' is invalid: expected an integer >= 1"),
         (["--epochs", "ten"], "hyperparameter epochs='ten' is invalid: expected an integer >= 1"),
-        (["--batch_size", "1.5"], "hyperparameter batch_size='1.5' is invalid: expected an integer >= 1"),
+        (
+            ["--batch_size", "1.5"],
+            "hyperparameter batch_size='1.5' is invalid: expected an integer >= 1",
+        ),
         (["--lr", "0"], "hyperparameter lr='0' is invalid: expected a number > 0"),
         (["--lr", "nan"], "hyperparameter lr='nan' is invalid: expected a number > 0"),
         (["--seed", "-1"], "hyperparameter seed='-1' is invalid: expected an integer >= 0"),
-        (["--max_steps", "-2"], "hyperparameter max_steps='-2' is invalid: expected an integer >= -1"),
+        (
+            ["--max_steps", "-2"],
+            "hyperparameter max_steps='-2' is invalid: expected an integer >= -1",
+        ),
         (
             ["--lr_scaling", "cubic"],
             "hyperparameter lr_scaling='cubic' is invalid: expected one of linear, sqrt, none",
@@ -121,7 +130,11 @@ def test_json_encoded_values_are_typed() -> None:
             "hyperparameter process_group_backend='mpi' is invalid: expected one of auto, smddp, "
             "nccl, gloo",
         ),
-        (["--epoch", "3"], "unknown hyperparameter epoch='3': expected one of " + ", ".join(contract.HYPERPARAMETERS)),
+        (
+            ["--epoch", "3"],
+            "unknown hyperparameter epoch='3': expected one of "
+            + ", ".join(contract.HYPERPARAMETERS),
+        ),
         (["--epochs"], "argument --epochs has no value: expected --epochs VALUE"),
         (["epochs", "3"], "unexpected argument 'epochs': expected --key value pairs"),
         (["--epochs", "3", "--epochs", "4"], "hyperparameter epochs given twice ('3', '4')"),
@@ -139,7 +152,10 @@ def test_bad_hyperparameters(argv: list[str], message: str) -> None:
     [
         ({"SM_HOSTS": "algo-1"}, "SM_HOSTS='algo-1' is not valid JSON"),
         ({"SM_HOSTS": "[]"}, "SM_HOSTS='[]' is invalid: expected a JSON list"),
-        ({"SM_HOSTS": '["a"]', "SM_CURRENT_HOST": "b"}, "SM_CURRENT_HOST='b' is not in SM_HOSTS ['a']"),
+        (
+            {"SM_HOSTS": '["a"]', "SM_CURRENT_HOST": "b"},
+            "SM_CURRENT_HOST='b' is not in SM_HOSTS ['a']",
+        ),
         ({"SM_NUM_GPUS": "x"}, "SM_NUM_GPUS='x' is invalid: expected an integer >= 0"),
     ],
 )

@@ -18,7 +18,11 @@ from training.train import main
 
 
 def metric_lines(out: str) -> list[dict[str, float]]:
-    return [contract.parse_metric_line(line) for line in out.splitlines() if line.startswith(contract.METRIC_LINE_PREFIX)]
+    return [
+        contract.parse_metric_line(line)
+        for line in out.splitlines()
+        if line.startswith(contract.METRIC_LINE_PREFIX)
+    ]
 
 
 @pytest.mark.timeout(120)
@@ -40,7 +44,10 @@ def test_default_task_reaches_accuracy(local_env: Path, capsys: pytest.CaptureFi
         assert found == pytest.approx(expected), definition["Name"]
 
     model_dir = local_env / "model"
-    assert sorted(p.name for p in model_dir.iterdir()) == [contract.MODEL_INFO_FILE, contract.MODEL_FILE]
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        contract.MODEL_INFO_FILE,
+        contract.MODEL_FILE,
+    ]
     info = json.loads((model_dir / contract.MODEL_INFO_FILE).read_text())
     assert info["metrics"]["val_acc"] == pytest.approx(lines[-1]["val_acc"])
     assert info["hyperparameters"]["epochs"] == 3
@@ -61,7 +68,9 @@ def test_default_task_reaches_accuracy(local_env: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.timeout(120)
-def test_resume_continues_from_checkpoint(local_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_continues_from_checkpoint(
+    local_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--checkpoint_every_n_steps", "4"]
     assert main(["--epochs", "3", "--max_steps", "10", *args]) == 0  # stops early: "interrupted"
     ckpt_path = local_env / "checkpoints" / contract.CHECKPOINT_FILE
@@ -90,7 +99,9 @@ BAD_DATA = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BAD_DATA], ids=[c[0] for c in BAD_DATA])
+@pytest.mark.parametrize(
+    ("text", "message"), [c[1:] for c in BAD_DATA], ids=[c[0] for c in BAD_DATA]
+)
 def test_bad_data_fails_before_training(
     local_env: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -104,7 +115,9 @@ def test_bad_data_fails_before_training(
     monkeypatch.setenv("SM_CHANNEL_TRAIN", str(channel))
     assert main(["--epochs", "1"]) == 2
     captured = capsys.readouterr()
-    assert captured.err.strip().splitlines()[-1] == "error: " + message.format(f=channel / "part-0.csv")
+    assert captured.err.strip().splitlines()[-1] == "error: " + message.format(
+        f=channel / "part-0.csv"
+    )
     assert contract.METRIC_LINE_PREFIX not in captured.out
     assert not (local_env / "model").exists() or not any((local_env / "model").iterdir())
     assert not (local_env / "checkpoints" / contract.CHECKPOINT_FILE).exists()
@@ -123,7 +136,9 @@ def test_script_mode_like_the_toolkit(tmp_path: Path) -> None:
     """/opt/ml/code holds training/ at its root; the toolkit runs `python training/train.py`
     from there with JSON-encoded values as arguments and a channel from SM_CHANNEL_TRAIN."""
     code = tmp_path / "code"
-    shutil.copytree(REPO / "training", code / "training", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "training", code / "training", ignore=shutil.ignore_patterns("__pycache__")
+    )
     write_default_dataset(tmp_path / "data" / "train")
     env = subprocess_env(
         {

@@ -1,0 +1,160 @@
+"""The project's Lightning training loop vs a plain PyTorch loop: same model, data and batch.
+
+One process, torch.set_num_threads(1). Each round runs both loops for a few epochs (the first
+epoch is warm-up and not timed), alternating which goes first; the medians of the rounds give
+samples/s of each and the ratio Lightning / plain (target >= 0.98 at the default model and
+batch). With CUDA the same comparison runs there in bf16 autocast; without it that part prints
+"skipped: no CUDA".
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def _data() -> TensorDataset:
+    import numpy as np
+
+    from training.data import VAL_FRACTION, load_default_arrays
+
+    x, y = load_default_arrays()
+    order = np.random.default_rng(42).permutation(len(y))
+    train = order[max(1, round(len(y) * VAL_FRACTION)) :]
+    return TensorDataset(torch.from_numpy(x[train]), torch.from_numpy(y[train]))
+
+
+def _net(dataset: TensorDataset) -> torch.nn.Module:
+    from training.data import NUM_CLASSES, NUM_FEATURES
+    from training.model import MLP
+
+    torch.manual_seed(0)
+    net = MLP(NUM_FEATURES, NUM_CLASSES)
+    x = dataset.tensors[0]
+    net.set_normalization(x.mean(0), x.std(0).clamp_min(1e-6))
+    return net
+
+
+def plain_loop(dataset: TensorDataset, batch: int, epochs: int, device: str, bf16: bool) -> float:
+    net = _net(dataset).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True)
+    samples, start = 0, 0.0
+    for epoch in range(epochs):
+        if epoch == 1:
+            _sync(device)
+            start, samples = time.perf_counter(), 0
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            samples += len(y)
+    _sync(device)
+    return samples / (time.perf_counter() - start)
+
+
+def lightning_loop(
+    dataset: TensorDataset, batch: int, epochs: int, device: str, bf16: bool
+) -> float:
+    import pytorch_lightning as pl
+
+    from training.data import NUM_CLASSES
+    from training.module import Classifier, MetricLines
+
+    class Clock(pl.Callback):
+        start = 0.0
+        samples = 0
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.current_epoch == 1:
+                _sync(device)
+                self.start, self.samples = time.perf_counter(), 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch_, batch_idx) -> None:
+            self.samples += len(batch_[0])
+
+    clock = Clock()
+    module = Classifier(_net(dataset), NUM_CLASSES, lr=1e-3)
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        precision="bf16-mixed" if bf16 else "32",
+        max_epochs=epochs,
+        callbacks=[MetricLines(world_size=1), clock],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, train_dataloaders=DataLoader(dataset, batch_size=batch, shuffle=True))
+    _sync(device)
+    return clock.samples / (time.perf_counter() - clock.start)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def compare(device: str, bf16: bool, batch: int, epochs: int, rounds: int) -> dict[str, float]:
+    dataset = _data()
+    plain: list[float] = []
+    light: list[float] = []
+    for r in range(rounds):
+        order = [plain_loop, lightning_loop] if r % 2 == 0 else [lightning_loop, plain_loop]
+        for fn in order:
+            rate = fn(dataset, batch, epochs, device, bf16)
+            (plain if fn is plain_loop else light).append(rate)
+    result = {
+        "plain_samples_per_sec": statistics.median(plain),
+        "lightning_samples_per_sec": statistics.median(light),
+    }
+    result["ratio"] = result["lightning_samples_per_sec"] / result["plain_samples_per_sec"]
+    return result
+
+
+def main(argv: list[str]) -> int:
+    import logging
+    import warnings
+
+    parser = argparse.ArgumentParser(prog="python -m bench training", description=__doc__)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=6, help="per run; the first is warm-up")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+    from training.model import HIDDEN_SIZES
+
+    print(
+        f"training loop: MLP 64-{'-'.join(map(str, HIDDEN_SIZES))}-10 on digits, batch "
+        f"{args.batch_size}, {args.epochs - 1} timed epochs x {args.rounds} rounds, 1 thread"
+    )
+    cpu = compare("cpu", False, args.batch_size, args.epochs, args.rounds)
+    print(
+        f"cpu fp32: plain {cpu['plain_samples_per_sec']:.0f} samples/s, lightning "
+        f"{cpu['lightning_samples_per_sec']:.0f} samples/s, ratio {cpu['ratio']:.3f}"
+    )
+    if torch.cuda.is_available():
+        gpu = compare("cuda", True, args.batch_size, args.epochs, args.rounds)
+        print(
+            f"cuda bf16: plain {gpu['plain_samples_per_sec']:.0f} samples/s, lightning "
+            f"{gpu['lightning_samples_per_sec']:.0f} samples/s, ratio {gpu['ratio']:.3f}"
+        )
+    else:
+        print("cuda bf16: skipped: no CUDA")
+    return 0
