@@ -70,7 +70,7 @@ MAX_RETENTION_DAYS = 3650
 
 # --- S3 layout shared by roles, workflow and operator --------------------------------------------
 #: Artifacts bucket: SageMaker model output (OutputDataConfig) and checkpoints (CheckpointConfig).
-OUTPUT_PREFIX = "output/"
+OUTPUT_PREFIX = "models/"  # = S3OutputPath of infra/workflow_definition.py
 CHECKPOINT_PREFIX = "checkpoints/"
 
 # --- Instance knowledge ---

@@ -206,7 +206,7 @@ class ExecutionRole(Construct):
                 " jobs read any dataset the operator stages in this stack's own data bucket"
                 " (read-only actions).",
                 f"AwsSolutions-IAM5[Resource::{artifacts}/{OUTPUT_PREFIX}*]": "Model output goes"
-                " under output/<job name>/; job names are minted per execution and attempt.",
+                f" under {OUTPUT_PREFIX}<job name>/; job names are minted per execution/attempt.",
                 f"AwsSolutions-IAM5[Resource::{artifacts}/{CHECKPOINT_PREFIX}*]": "Checkpoints"
                 " sync under checkpoints/<run>/, named at run time; read back on spot restarts.",
                 f"AwsSolutions-IAM5[Resource::{logs}:*]": "SageMaker writes one log stream per"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,7 @@ def deploy(
         Name=BOOTSTRAP_VERSION_PARAMETER, Value=BOOTSTRAP_VERSION, Type="String", Overwrite=True
     )
     cfn = aws.client("cloudformation")
+    _quiet_moto()
     cfn.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(template),
@@ -110,8 +113,20 @@ def reconcile_state_machines(region: str) -> None:
     for sm in plain.state_machines:
         if sm.arn not in known:
             parser.create_state_machine(
-                name=sm.name, definition=sm.definition, roleArn=sm.roleArn, tags=sm.tags
+                name=sm.name,
+                definition=sm.definition,
+                roleArn=sm.roleArn,
+                tags=plain.get_tags_list_for_state_machine(sm.arn),
             )
+
+
+def _quiet_moto() -> None:
+    """moto logs and warns once per resource type it skips; we report them in one line."""
+    warnings.filterwarnings(
+        "ignore", message="Tried to parse .* not supported", category=UserWarning
+    )
+    for name in ("moto.cloudformation.parsing", "moto.awslambda", "moto"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _stack_resources(cfn: Any, stack_name: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from localaws import sagemaker_api, sfn_sagemaker
+from localaws import cfn_compat, sagemaker_api, sfn_sagemaker
 from localaws.training_jobs import LocalSageMaker
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -53,6 +53,9 @@ class EmbeddedAws:
         for key, value in _FAKE_CREDENTIALS.items():
             os.environ.setdefault(key, value)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
+        # The interpreter logs every IsPresent miss as an exception; outcomes are read from
+        # the execution instead.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         self._server.start()
@@ -68,6 +71,7 @@ class EmbeddedAws:
         )
         sagemaker_api.install(self.sagemaker)
         sfn_sagemaker.install()
+        cfn_compat.install()
         return self
 
     def stop(self) -> None:

@@ -64,6 +64,10 @@ class S3CheckpointStore:
         self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
 
 
+class ChannelEmpty(RuntimeError):
+    """An input channel's S3 prefix holds no objects: SageMaker fails the job before training."""
+
+
 class LocalJobRun(threading.Thread):
     """One CreateTrainingJob request, executed; `record` is moto's describe-able job object."""
 
@@ -156,6 +160,12 @@ class LocalJobRun(threading.Thread):
             self._end("Failed", "Failed", "Training job failed", f"InternalServerError: {exc}")
 
     def _run(self) -> None:
+        try:
+            self._run_stages()
+        except ChannelEmpty as exc:
+            self._end("Failed", "Failed", "Training job failed", str(exc))
+
+    def _run_stages(self) -> None:
         if self.injected_failure:
             self._end("Failed", "Failed", "Training job failed", self.injected_failure)
             return
@@ -237,7 +247,14 @@ class LocalJobRun(threading.Thread):
             bucket, prefix = parse_s3_uri(uri)
             target = self.work_dir / "channels" / name
             target.mkdir(parents=True, exist_ok=True)
-            objects = list(_list_objects(self.s3, bucket, prefix))
+            objects = [
+                o for o in _list_objects(self.s3, bucket, prefix) if not o["Key"].endswith("/")
+            ]
+            if not objects:
+                raise ChannelEmpty(
+                    f"ClientError: Data download failed: No S3 objects found under S3 URL "
+                    f'"{uri}" given in input data source (channel {name})'
+                )
             base = prefix if prefix.endswith("/") or not objects else prefix.rsplit("/", 1)[0] + "/"
             for obj in objects:
                 if obj["Key"].endswith("/"):

@@ -66,10 +66,11 @@ def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
 
 def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
     """Write the built-in dataset as a channel folder and upload it under the train prefix."""
-    folder = write_default_dataset(work / "dataset")
+    folder = work / "dataset"
+    write_default_dataset(folder)
     bucket, prefix = parse_s3_uri(train_uri)
     keys = []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
         aws.client("s3").upload_file(str(path), bucket, key)
         keys.append(key)

@@ -297,7 +297,7 @@ class LocalTrainingJob:
         failed.sort(key=lambda hc: (hc[0].failure_reason() is None, hc[1] < 0))
         for host, code in failed:
             reason = host.failure_reason() or f"exit code {code}"
-            return f"{host.base_dir.name} ({host.name}): {_last_line(reason)}"
+            return f"{host.base_dir.name} ({host.name}): {summarize_failure(reason)}"
         return None
 
     def log_lines(self) -> list[str]:
@@ -421,6 +421,23 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
-def _last_line(text: str) -> str:
+def summarize_failure(text: str) -> str:
+    """The line that explains a toolkit failure file.
+
+    The toolkit writes `ExecuteUserScriptError: / ExitCode N / ErrorMessage "..." / Command
+    "..."`, with the script's captured stderr appended right after the command; the script's
+    own last error line is the useful part, then the ErrorMessage, then the exit code.
+    """
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text.strip()
+    if not lines:
+        return text.strip()
+    last = lines[-1]
+    if last.startswith('Command "') and '"' in last[len('Command "') :]:
+        tail = last[last.index('"', len('Command "')) + 1 :].strip()
+        if tail:
+            return tail
+    for line in lines:
+        if line.startswith("ErrorMessage ") and line != 'ErrorMessage ""':
+            return line[len("ErrorMessage ") :].strip().strip('"')
+    exit_code = next((line for line in lines if line.startswith("ExitCode ")), None)
+    return exit_code or last

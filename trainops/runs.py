@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,10 +64,16 @@ def start_run(
 ) -> str:
     """Validate the input with the workflow's own rules, then StartExecution; returns its ARN."""
     checked = validate_execution_input(execution_input, **validation)
-    kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn, "input": json.dumps(checked)}
-    if name:
-        kwargs["name"] = name
-    return aws.client("stepfunctions").start_execution(**kwargs)["executionArn"]
+    return aws.client("stepfunctions").start_execution(
+        stateMachineArn=state_machine_arn,
+        name=name or execution_name(checked.get("trigger", "operator")),
+        input=json.dumps(checked),
+    )["executionArn"]
+
+
+def execution_name(trigger: str) -> str:
+    """Readable and unique: `operator-20261121-150312-3fa9`."""
+    return f"{trigger}-{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def resolve_execution(aws: Aws, state_machine_arn: str, ref: str | None) -> str:
@@ -90,7 +97,7 @@ def snapshot(aws: Aws, execution_arn: str) -> RunStatus:
     described = sfn.describe_execution(executionArn=execution_arn)
     run = RunStatus(
         execution_arn=execution_arn,
-        name=described["name"],
+        name=described.get("name") or execution_arn.rsplit(":", 1)[-1],
         status=described["status"],
         started=_iso(described.get("startDate")),
         stopped=_iso(described.get("stopDate")),

@@ -1,0 +1,123 @@
+"""Fixes for moto 5.2.5's CloudFormation where it lacks or misreads what the template uses.
+
+Each patch is one documented gap, nothing more:
+- `Custom::AWS` (CDK's AwsCustomResource: one SDK call at deploy time) needs a Lambda run in
+  Docker under moto; here the call it describes is made against the emulator itself, and the
+  flattened response becomes the resource's attributes, as the real handler does.
+- AWS::KMS::Key `Tags` are `{Key, Value}` in CloudFormation; moto hands them to its KMS API
+  code, which expects the API's `{TagKey, TagValue}` and fails with KeyError.
+- VPC flow logs to S3 may name a folder (`arn:aws:s3:::bucket/prefix/`); moto looks the whole
+  `bucket/prefix/` up as a bucket name, finds none, and fails the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import boto3
+from moto import settings
+from moto.cloudformation.custom_model import CustomModel
+from moto.ec2.models.flow_logs import FlowLogsBackend
+from moto.kms.models import Key
+
+_original_kms_create = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _kms_key_from_cfn(
+    cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kw: Any
+):
+    props = cloudformation_json.get("Properties", {})
+    props["Tags"] = [
+        {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
+        for t in props.get("Tags", [])
+    ]
+    return _original_kms_create(cls, resource_name, cloudformation_json, *args, **kw)
+
+
+_original_create_flow_logs = FlowLogsBackend.create_flow_logs
+
+
+def _create_flow_logs(
+    self: Any,
+    resource_type,
+    resource_ids,
+    traffic_type,
+    permission_arn,
+    destination_type,
+    destination,
+    *rest: Any,
+):
+    bucket_only = destination
+    if destination_type == "s3" and destination and destination.count("/") > 0:
+        bucket_only = destination.split("/", 1)[0]
+    flow_logs, unsuccessful = _original_create_flow_logs(
+        self,
+        resource_type,
+        resource_ids,
+        traffic_type,
+        permission_arn,
+        destination_type,
+        bucket_only,
+        *rest,
+    )
+    for flow_log in flow_logs:
+        flow_log.log_destination = destination
+    return flow_logs, unsuccessful
+
+
+_original_custom_create = CustomModel.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """AwsCustomResource's flattening: {"A": [{"B": 1}]} -> {"A.0.B": 1}."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _custom_from_cfn(
+    cls: type,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+):
+    if kwargs.get("ResourceType") != "Custom::AWS":
+        return _original_custom_create(
+            cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+        )
+    call = json.loads(cloudformation_json["Properties"]["Create"])
+    client = boto3.client(
+        call["service"].lower(),
+        region_name=region_name,
+        endpoint_url=f"http://127.0.0.1:{settings.moto_server_port()}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    action = re.sub(r"(?<!^)(?=[A-Z])", "_", call["action"]).lower()
+    response = getattr(client, action)(**call.get("parameters", {}))
+    response.pop("ResponseMetadata", None)
+    data = _flatten(response)
+    if call.get("outputPaths"):
+        data = {k: v for k, v in data.items() if k in call["outputPaths"]}
+    physical = call.get("physicalResourceId", {}).get("id", resource_name)
+    resource = CustomModel(region_name, "local", kwargs["LogicalId"], physical)
+    resource.set_data(data)
+    return resource
+
+
+def install() -> None:
+    """Apply the fixes (idempotent)."""
+    CustomModel.create_from_cloudformation_json = classmethod(_custom_from_cfn)  # type: ignore[method-assign]
+    FlowLogsBackend.create_flow_logs = _create_flow_logs  # type: ignore[method-assign]
+    Key.create_from_cloudformation_json = classmethod(_kms_key_from_cfn)  # type: ignore[method-assign]
