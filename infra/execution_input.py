@@ -54,9 +54,7 @@ SCRIPT_MODE_HYPERPARAMETERS = (
 #: User + default hyperparameters may use what the framework keys leave of SageMaker's 100
 #: (the script-mode keys plus at most one launcher flag).
 #: The same number as infra.config (which keeps one spare slot).
-MAX_USER_HYPERPARAMETERS = getattr(
-    _config, "MAX_USER_HYPERPARAMETERS", MAX_HYPERPARAMETERS - len(SCRIPT_MODE_HYPERPARAMETERS) - 1
-)
+MAX_USER_HYPERPARAMETERS = _config.MAX_USER_HYPERPARAMETERS
 #: SMDDP runs only on these (FIELD_NOTES: p4d, p4de, p3dn; not p5).
 SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
 

@@ -7,6 +7,7 @@ it into one `TrainingConfig`, builds the stack and registers the cdk-nag checks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,12 @@ def create_app(
     checks: bool = True,
 ) -> tuple[cdk.App, TrainingStack]:
     """The CDK app with its one stack. `context` = extra context (like `-c key=value`)."""
-    app = cdk.App(context=app_context(context), outdir=outdir)
+    # CDK's built-in template validator costs ~6 s per synth; cfn-lint (tests) checks the same
+    # template, so it runs only when asked: CDK_VALIDATION=true.
+    validate = os.environ.get("CDK_VALIDATION", "false").lower() == "true"
+    app = cdk.App(
+        context=app_context(context), outdir=outdir, builtin_cloud_formation_validation=validate
+    )
     config = TrainingConfig.from_context(app.node.get_all_context())
     stack = TrainingStack(app, config.stack_name, config=config)
     if checks:

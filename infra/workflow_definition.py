@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from infra import execution_input as ei
+from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
 from training import contract
 
 # --- Resources ---------------------------------------------------------------------------------
@@ -421,7 +422,7 @@ def _training_request(s: WorkflowSettings) -> dict:
             }
         ],
         "OutputDataConfig": {
-            "S3OutputPath": f"s3://{s.artifacts_bucket_name}/models/",
+            "S3OutputPath": f"s3://{s.artifacts_bucket_name}/{OUTPUT_PREFIX}",
             "KmsKeyId": s.kms_key_arn,
         },
         "ResourceConfig.$": "$.resources.config",
@@ -579,7 +580,7 @@ def build_definition(s: WorkflowSettings) -> dict:
                 "hyperparameters.$": "$.hyperparameters",
                 "run_id.$": RUN_ID_EXPRESSION,
                 "checkpoint_s3_uri.$": (
-                    f"States.Format('s3://{s.artifacts_bucket_name}/checkpoints/{{}}/', "
+                    f"States.Format('s3://{s.artifacts_bucket_name}/{CHECKPOINT_PREFIX}{{}}/', "
                     f"{RUN_ID_EXPRESSION})"
                 ),
                 "retry": {"attempt": 0, "wait_s": 0},

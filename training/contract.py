@@ -29,6 +29,8 @@ CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL)
 # --- Locations inside the container ------------------------------------------------------------
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHECKPOINT_FILE = "last.ckpt"
+#: The checkpoint before last.ckpt, kept so a truncated or corrupt last.ckpt is not fatal.
+PREVIOUS_CHECKPOINT_FILE = "previous.ckpt"
 MODEL_FILE = "model.pt"
 MODEL_INFO_FILE = "model.json"
 
@@ -170,6 +172,38 @@ CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
 CACHE_DIR_ENV = "TRAINING_CACHE_DIR"
 #: Outside SageMaker: the root of the local model/output/checkpoint folders (default .runs/local).
 LOCAL_ROOT_ENV = "TRAINING_LOCAL_ROOT"
+
+#: torchrun's static rendezvous reads this (`--rdzv-conf`); `timeout=N` bounds how long a host
+#: waits for the others before the job fails (torch's default: 600 s).
+RDZV_CONF_ENV = "PET_RDZV_CONF"
+#: What a host that cannot reach its peers most likely means on SageMaker (VPC jobs).
+NETWORK_HINT = (
+    "hosts could not reach each other: the security group must allow all traffic from itself "
+    "(inbound and outbound), and every host must reach the master host's port"
+)
+#: Error text of torch.distributed / torchrun that means "could not reach a peer in time".
+NETWORK_FAILURE_MARKERS = (
+    "DistNetworkError",
+    "RendezvousTimeoutError",
+    "RendezvousConnectionError",
+    "timed out while trying to connect",
+    "socket has timed out",
+    "waiting for clients",
+    "Connection refused",
+    "connectFullMesh",
+)
+
+
+def explain_network_failure(text: str) -> str | None:
+    """NETWORK_HINT when `text` (an error line or a failure file) reads like a rendezvous or
+    process-group init failure; None otherwise. For the operator side, where torchrun's own
+    traceback (the script never started) is all there is."""
+    if "security group must allow all traffic from itself" in text:
+        return None  # already explained (the script's own error line)
+    if any(marker.lower() in text.lower() for marker in NETWORK_FAILURE_MARKERS):
+        return NETWORK_HINT
+    return None
+
 
 # --- Metrics -----------------------------------------------------------------------------------
 #: Every metric line the script prints starts with this tag, then `name=value` pairs.

@@ -7,6 +7,8 @@ mean uses AVG on every backend but gloo) and never a new process group (smddp ha
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,27 @@ class MetricLines(pl.Callback):
         else:
             metrics.pop("train_loss", None)
         self.printer(contract.format_metric_line(metrics, trainer.global_step), flush=True)
+
+
+def write_progress(debug_dir: Path, rank: int, *, step: int, phase: str) -> None:
+    """Test hook (TRAINING_DEBUG_DIR): `progress-rank-<N>.json` with pid, phase and global step;
+    temp file + os.replace without fsync, cheap enough for every step."""
+    debug_dir.mkdir(parents=True, exist_ok=True)
+    target = debug_dir / f"progress-rank-{rank}.json"
+    tmp = debug_dir / f".progress-rank-{rank}.json.tmp"
+    record = {"pid": os.getpid(), "rank": rank, "global_step": step, "phase": phase}
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, target)
+
+
+class DebugProgress(pl.Callback):
+    """Test hook: every rank reports its pid and global step after each optimizer step."""
+
+    def __init__(self, debug_dir: Path, rank: int) -> None:
+        self.debug_dir, self.rank = Path(debug_dir), rank
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        write_progress(self.debug_dir, self.rank, step=trainer.global_step, phase="train")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        write_progress(self.debug_dir, self.rank, step=trainer.global_step, phase="train")

@@ -65,6 +65,8 @@ def _atomic_checkpoint_io() -> Any:
                 return super().save_checkpoint(checkpoint, path, storage_options)
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
+            if target.name == contract.CHECKPOINT_FILE:
+                rotate_checkpoint(target)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -78,6 +80,64 @@ def _atomic_checkpoint_io() -> Any:
             return None
 
     return AtomicCheckpointIO()
+
+
+def rotate_checkpoint(last: Path) -> None:
+    """Keep the current last.ckpt as previous.ckpt before a new one is written.
+
+    A hard link to a temp name, then os.replace: at every instant last.ckpt is a whole
+    checkpoint (old or new) and previous.ckpt is a whole, older or equal one."""
+    if not last.exists():
+        return
+    previous = last.with_name(contract.PREVIOUS_CHECKPOINT_FILE)
+    tmp = last.with_name(f".{previous.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(last, tmp)
+    except OSError:  # no hard links on this file system: copy
+        import shutil
+
+        shutil.copy2(last, tmp)
+    os.replace(tmp, previous)
+
+
+def select_checkpoint(folder: Path, *, quarantine: bool = False) -> tuple[Path | None, int]:
+    """The checkpoint to resume from: last.ckpt, else previous.ckpt when last.ckpt is unreadable.
+
+    Returns (None, 0) when neither file exists (a fresh start). Raises ConfigError when
+    checkpoints exist but none can be read: a job never silently starts over from step 0.
+    With `quarantine` (global rank 0, the only writer) an unreadable last.ckpt is renamed to a
+    dot-file, so the next rotation cannot push it over the good previous.ckpt and the
+    checkpoint sync (which skips dot-files) never uploads it again.
+    """
+    candidates = [folder / contract.CHECKPOINT_FILE, folder / contract.PREVIOUS_CHECKPOINT_FILE]
+    problems: list[str] = []
+    for path in candidates:
+        if not path.exists():
+            continue
+        try:
+            step = checkpoint_step(path)
+        except ConfigError as err:
+            problems.append(str(err).split("; delete it")[0])
+            log.warning("%s", problems[-1])
+            continue
+        if problems:
+            log.warning(
+                "falling back to %s at global step %d (%s is unreadable)",
+                path,
+                step,
+                candidates[0].name,
+            )
+            if quarantine and candidates[0].exists():
+                os.replace(candidates[0], folder / f".{candidates[0].name}.corrupt")
+        return path, step
+    if problems:
+        raise ConfigError(
+            "no usable checkpoint in "
+            f"{folder}: {'; '.join(problems)}; refusing to start over from step 0: delete "
+            f"{' and '.join(p.name for p in candidates if p.exists())} to train from scratch"
+        )
+    return None, 0
 
 
 def checkpoint_step(path: Path) -> int:
@@ -100,6 +160,48 @@ def atomic_write(target: Path, data: bytes) -> None:
     atomic_write_bytes(target, data)
 
 
+def remove_stale_temps(folder: Path, names: Sequence[str]) -> None:
+    """Delete temp files an earlier, killed write of `names` left in `folder` (`.<name>.*.tmp`):
+    SageMaker uploads the whole model dir, so nothing but whole files may stay there."""
+    for name in names:
+        for stale in folder.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+#: What main() needs to explain a distributed failure (filled in by run()).
+_STATE: dict[str, Any] = {}
+
+
+def explain_distributed_failure(err: BaseException) -> str | None:
+    """One line for a torch.distributed failure of a distributed run, or None.
+
+    Before the process group is up (rendezvous / init timed out or was refused) the likely
+    cause is the network: contract.NETWORK_HINT. After it, a peer died or dropped off."""
+    if not _STATE.get("distributed"):
+        return None
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return None
+    text = f"{type(err).__name__}: {_one_line(err)}"
+    who = f"rank {_STATE['rank']} of {_STATE['world']} on host {_STATE['host']}"
+    is_dist_error = isinstance(err, getattr(dist, "DistError", ())) or any(
+        marker in text for marker in ("Gloo", "gloo", "NCCL", "Connection", "connection")
+    )
+    initialized = dist.is_available() and dist.is_initialized()
+    if not initialized and (is_dist_error or contract.explain_network_failure(text)):
+        return (
+            f"process group init failed for {who} (timeout {_STATE['timeout_s']} s): "
+            f"{contract.NETWORK_HINT}; {text}"
+        )
+    if initialized and is_dist_error:
+        return (
+            f"{who} lost a peer (another rank died or the network dropped; timeout "
+            f"{_STATE['timeout_s']} s): {text}"
+        )
+    return None
+
+
 def parameter_hash(module: Any) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
@@ -112,6 +214,7 @@ def save_model(net: Any, model_dir: Path, info: dict[str, Any]) -> None:
     """contract.MODEL_FILE (state_dict) + contract.MODEL_INFO_FILE (JSON), each atomically."""
     import torch
 
+    remove_stale_temps(model_dir, (contract.MODEL_FILE, contract.MODEL_INFO_FILE))
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
     atomic_write(model_dir / contract.MODEL_FILE, buffer.getvalue())
@@ -166,7 +269,13 @@ def run(argv: Sequence[str]) -> int:
         ExternallyPreparedDataModule,
     )
     from training.model import MLP
-    from training.module import Classifier, LastCheckpoint, MetricLines
+    from training.module import (
+        Classifier,
+        DebugProgress,
+        LastCheckpoint,
+        MetricLines,
+        write_progress,
+    )
 
     sm = sm_env.read(argv)
     cluster = cluster_mod.detect(sm)
@@ -215,13 +324,9 @@ def run(argv: Sequence[str]) -> int:
     net = MLP(NUM_FEATURES, NUM_CLASSES)
     module = Classifier(net, NUM_CLASSES, lr)
 
-    last = sm.checkpoint_dir / contract.CHECKPOINT_FILE
-    resume: Path | None = None
-    if last.exists():
-        step = checkpoint_step(last)
-        resume = last
-        if cluster.is_global_zero:
-            log.info("resuming from %s at global step %d", last, step)
+    resume, step = select_checkpoint(sm.checkpoint_dir, quarantine=cluster.is_global_zero)
+    if resume is not None and cluster.is_global_zero:
+        log.info("resuming from %s at global step %d", resume, step)
 
     trainer = pl.Trainer(
         **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s),
@@ -231,6 +336,7 @@ def run(argv: Sequence[str]) -> int:
         callbacks=[
             MetricLines(cluster.world_size),
             LastCheckpoint(sm.checkpoint_dir, hp.checkpoint_every_n_steps),
+            *([DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
         ],
         enable_checkpointing=False,
         plugins=[_atomic_checkpoint_io()],
@@ -240,6 +346,15 @@ def run(argv: Sequence[str]) -> int:
         enable_model_summary=cluster.is_global_zero,
         num_sanity_val_steps=0,
         log_every_n_steps=10,
+    )
+    if debug_dir is not None:
+        write_progress(debug_dir, cluster.global_rank, step=-1, phase="init")
+    _STATE.update(
+        distributed=cluster.distributed,
+        rank=cluster.global_rank,
+        world=cluster.world_size,
+        host=sm.current_host,
+        timeout_s=hp.dist_timeout_s,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -307,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as err:
         traceback.print_exc()
-        print(f"error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr, flush=True)
+        line = explain_distributed_failure(err) or f"{type(err).__name__}: {_one_line(err)}"
+        print(f"error: {line}", file=sys.stderr, flush=True)
         return 1
 
 

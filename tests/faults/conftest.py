@@ -1,0 +1,114 @@
+"""Fault-injection helpers: real local jobs (the real code bundle through the real toolkit).
+
+`FaultJob` is trainops.local_job.LocalTrainingJob with one test-only addition: extra
+environment per host (e.g. a PATH that puts a rigged `torchrun` in front for one host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from infra.sourcedir import build_sourcedir
+from trainops.local_job import DirCheckpointStore, HostRun, LocalJobSpec, LocalTrainingJob
+from trainops.script_mode import script_mode_hyperparameters
+
+DEBUG_DIR_ENV = "TRAINING_DEBUG_DIR"
+#: Every fault job: one thread per process, offline, quiet.
+BASE_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def real_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real sourcedir.tar.gz (training/ + requirements), built once per session."""
+    path = tmp_path_factory.mktemp("real-bundle") / "sourcedir.tar.gz"
+    build_sourcedir(path, image_family="current")
+    return path
+
+
+class FaultJob(LocalTrainingJob):
+    """A local job whose hosts may each get extra environment variables (test hook)."""
+
+    def __init__(self, *args, host_env: Mapping[str, Mapping[str, str]] | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.host_env = dict(host_env or {})
+
+    def _host_env(self, host: HostRun) -> dict[str, str]:
+        env = super()._host_env(host)
+        env.update(self.host_env.get(host.base_dir.name, {}))
+        return env
+
+
+def make_job(
+    root: Path,
+    bundle: Path,
+    *,
+    hosts: int = 2,
+    procs: int = 1,
+    hps: Mapping[str, str] | None = None,
+    store: Path | None = None,
+    channels: Mapping[str, Path] | None = None,
+    env: Mapping[str, str] | None = None,
+    host_env: Mapping[str, Mapping[str, str]] | None = None,
+    job_name: str = "fault",
+) -> FaultJob:
+    params = script_mode_hyperparameters(
+        submit_directory=str(bundle),
+        job_name=job_name,
+        instance_type="ml.m5.xlarge",
+        backend="torchrun" if hosts * procs > 1 else "none",
+        processes_per_host=procs,
+    )
+    params.update(hps or {})
+    spec = LocalJobSpec(
+        job_name=job_name,
+        hyperparameters=params,
+        instance_count=hosts,
+        channels=dict(channels or {}),
+        environment={**BASE_ENV, **(env or {})},
+        checkpoint_store=DirCheckpointStore(store) if store is not None else None,
+    )
+    return FaultJob(spec, root, host_env=host_env)
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout_s: float, what: str, job: LocalTrainingJob
+) -> object:
+    """Poll until `predicate()` is truthy; fail with the job's log tail otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if not job.running:
+            break
+        time.sleep(0.05)
+    job.kill()
+    tail = "\n".join(job.log_lines()[-60:])
+    pytest.fail(f"{what}: not reached within {timeout_s:.0f} s (codes {job.poll()})\n{tail}")
+
+
+def read_progress(debug_dir: Path, rank: int) -> dict | None:
+    """The rank's live progress record (pid, global step), written by the script's test hook."""
+    path = debug_dir / f"progress-rank-{rank}.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
