@@ -2,7 +2,8 @@
 
 Both run as fresh `python` subprocesses with the same environment, alternating, several times;
 prints the medians and the ratio (target <= 1.5). `python -m bench synth [--reps N]
-[--validation on|off]` (CDK's built-in template validation is off by default, as in this app; cfn-lint covers it).
+[--validation on|off]` (CDK's built-in template validation: off by default, as in the
+app; cfn-lint covers it).
 """
 
 from __future__ import annotations
