@@ -13,6 +13,7 @@ import sys
 BENCHMARKS = {
     "synth": "bench.synth",
     "training": "bench.training_loop",
+    "demo": "bench.demo",
 }
 
 

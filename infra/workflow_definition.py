@@ -439,6 +439,12 @@ def _training_request(s: WorkflowSettings) -> dict:
             # environment accepts any string and DescribeTrainingJob returns it.
             "TRAINOPS_EXECUTION_ARN.$": "$$.Execution.Id",
             "TRAINOPS_TRIGGER.$": "$.run.trigger",
+            # torchrun's rendezvous waits 600 s for missing nodes unless told otherwise: bound
+            # it by the same timeout as the script's collectives, so an unreachable peer (the
+            # security-group trap) fails the job in minutes instead of hanging.
+            f"{contract.RDZV_CONF_ENV}.$": (
+                "States.Format('timeout={}', $.job.hyperparameters.dist_timeout_s)"
+            ),
         },
         "EnableInterContainerTrafficEncryption": bool(s.encrypt_inter_container_traffic),
         # Script mode downloads sagemaker_submit_directory from S3 and pip-installs the bundle's

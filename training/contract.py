@@ -181,6 +181,8 @@ NETWORK_HINT = (
     "hosts could not reach each other: the security group must allow all traffic from itself "
     "(inbound and outbound), and every host must reach the master host's port"
 )
+#: In the script's error line when a rank failed only because a peer died first.
+PEER_LOST_MARKER = "lost a peer"
 #: Error text of torch.distributed / torchrun that means "could not reach a peer in time".
 NETWORK_FAILURE_MARKERS = (
     "DistNetworkError",

@@ -50,6 +50,10 @@ class Classifier(pl.LightningModule):
         self.train_loss = MeanMetric(**sync)
         self.val_loss = MeanMetric(**sync)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", **sync)
+        # Set here too: a run resumed from a mid-epoch checkpoint starts inside an epoch, and
+        # Lightning then skips on_train_epoch_start for that epoch.
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_steps = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

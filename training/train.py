@@ -118,8 +118,9 @@ def select_checkpoint(folder: Path, *, quarantine: bool = False) -> tuple[Path |
         try:
             step = checkpoint_step(path)
         except ConfigError as err:
-            problems.append(str(err).split("; delete it")[0])
-            log.warning("%s", problems[-1])
+            problem = str(err).split("; delete it")[0]
+            log.warning("%s", problem)
+            problems.append(problem.replace(f"{folder}{os.sep}", "", 1))
             continue
         if problems:
             log.warning(
@@ -149,7 +150,8 @@ def checkpoint_step(path: Path) -> int:
         return int(state["global_step"])
     except Exception as err:
         raise ConfigError(
-            f"{path}: unreadable checkpoint ({type(err).__name__}: {_one_line(err)}); "
+            f"{path}: unreadable checkpoint ({type(err).__name__}: "
+            f"{_one_line(err).split('. ')[0][:160]}); "
             "delete it to start over"
         ) from None
 
@@ -196,7 +198,7 @@ def explain_distributed_failure(err: BaseException) -> str | None:
         )
     if initialized and is_dist_error:
         return (
-            f"{who} lost a peer (another rank died or the network dropped; timeout "
+            f"{who} {contract.PEER_LOST_MARKER} (another rank died or the network dropped; timeout "
             f"{_STATE['timeout_s']} s): {text}"
         )
     return None

@@ -14,6 +14,7 @@ from typing import Any
 
 from infra.config import ConfigError, TrainingConfig, load_cdk_json_context
 from infra.execution_input import ExecutionInputError
+from training import contract
 from trainops import progress, runs
 from trainops.aws import Aws, StackNotFound, stack_outputs
 
@@ -52,6 +53,12 @@ def _check_with_synth_rules(data: dict[str, Any], config: TrainingConfig) -> Non
 
     try:
         for key, value in data.get("hyperparameters", {}).items():
+            if key not in contract.HYPERPARAMETERS:
+                known = ", ".join(sorted(contract.HYPERPARAMETERS))
+                raise ExecutionInputError(
+                    f"--hp {key}={value}: the training script has no hyperparameter {key!r}; "
+                    f"known: {known}"
+                )
             rules.validate_hyperparameter(key, value)
         instance_type = rules.validate_instance_type(
             data.get("instance_type", config.instance_type)

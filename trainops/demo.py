@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.schedule import SCHEDULED_INPUT
 from localaws.deploy import deploy
 from localaws.server import EmbeddedAws
 from localaws.training_jobs import parse_s3_uri
@@ -112,6 +111,10 @@ def run_demo(
         echo(f"3/5 uploading the default dataset to {outputs.train_data_uri}")
         upload_default_dataset(aws, outputs.train_data_uri, work)
         lap("upload")
+        # Imported here: infra.schedule loads aws_cdk (seconds, a Node banner), which the
+        # other trainops commands never need.
+        from infra.schedule import SCHEDULED_INPUT
+
         execution_input = {**SCHEDULED_INPUT, **(extra_input or {})}
         echo(f"4/5 starting an execution with the scheduled input {execution_input}")
         arn = runs.start_run(aws, outputs.state_machine_arn, execution_input)

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,7 +89,7 @@ class HostRun:
         if not self.failure_file.exists():
             return None
         text = self.failure_file.read_text(errors="replace").strip()
-        return text[-1024:] if text else None
+        return text[-16384:] if text else None
 
 
 class LocalTrainingJob:
@@ -294,10 +295,23 @@ class LocalTrainingJob:
         failed = [
             (h, c) for h, c in zip(self.hosts, self.poll(), strict=True) if c not in (None, 0)
         ]
-        failed.sort(key=lambda hc: (hc[0].failure_reason() is None, hc[1] < 0))
+        failed.sort(
+            key=lambda hc: (
+                hc[0].failure_reason() is None,
+                contract.PEER_LOST_MARKER in (hc[0].failure_reason() or ""),  # a consequence
+                hc[1] < 0,
+            )
+        )
         for host, code in failed:
             reason = host.failure_reason() or f"exit code {code}"
-            return f"{host.base_dir.name} ({host.name}): {summarize_failure(reason)}"
+            summary = summarize_failure(reason)
+            if summary.startswith(("ExitCode ", 'Command "', "exit code ")) and host.log_path:
+                # The toolkit captured no stderr (ErrorMessage ""): torchrun's root-cause block
+                # and the script's error line are still in the host's log.
+                with contextlib.suppress(OSError):
+                    tail = host.log_path.read_text(errors="replace")[-16384:]
+                    summary = summarize_failure(tail) if _has_details(tail) else summary
+            return f"{host.base_dir.name} ({host.name}): {summary}"
         return None
 
     def log_lines(self) -> list[str]:
@@ -431,6 +445,55 @@ def summarize_failure(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return text.strip()
+    summary = _summarize(lines)
+    hint = contract.explain_network_failure(text)
+    return f"{summary} ({hint})" if hint and hint not in summary else summary
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): \S")
+
+
+def _has_details(text: str) -> bool:
+    lines = [line.strip() for line in text.splitlines()]
+    return "Root Cause" in text or any(
+        line.startswith("error: ") or _EXCEPTION_LINE.match(line) for line in lines
+    )
+
+
+def _torchrun_root_cause(lines: list[str]) -> tuple[str, bool] | None:
+    """torchrun's `Root Cause (first observed failure)` block: which rank, how it ended, and
+    whether a signal ended it."""
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Root Cause"))
+    except StopIteration:
+        return None
+    fields: dict[str, str] = {}
+    for line in lines[start + 1 : start + 12]:
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("rank", "exitcode", "traceback") and key.strip() not in fields:
+            fields[key.strip()] = value.strip().rstrip('"')
+    if "rank" not in fields:
+        return None
+    rank = f"rank {fields['rank']}"
+    code = fields.get("exitcode", "").split(" (pid")[0]
+    signalled = fields.get("traceback", "").startswith("Signal")
+    cause = f"{rank} exited with {code}" if code else rank
+    if signalled:
+        cause += f": {fields['traceback']}"
+    return cause, signalled
+
+
+def _summarize(lines: list[str]) -> str:
+    root = _torchrun_root_cause(lines)
+    errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
+    if root and (root[1] or not errors):  # killed by a signal: the script said nothing
+        return root[0]
+    if errors:  # the script's own one-line error, tagged with torchrun's root-cause rank
+        tagged = root and not errors[-1].startswith(("rank ", "process group"))
+        return f"{root[0].split(' exited')[0]}: {errors[-1]}" if tagged else errors[-1]
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    if exceptions:
+        return exceptions[-1][:500]  # a raw log: torchrun's own traceback (script never ran)
     last = lines[-1]
     if last.startswith('Command "') and '"' in last[len('Command "') :]:
         tail = last[last.index('"', len('Command "')) + 1 :].strip()

@@ -50,10 +50,11 @@ def outcome(run: RunStatus) -> str:
 class Printer:
     """Prints each snapshot once it changes: in place on a TTY, as new lines elsewhere."""
 
-    def __init__(self, stream: TextIO = sys.stdout, *, as_json: bool = False):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, *, as_json: bool = False):
+        # sys.stdout as it is now, not at import (redirect_stdout, pytest's capture).
+        self.stream = stream if stream is not None else sys.stdout
         self.as_json = as_json
-        self.tty = stream.isatty() and not as_json
+        self.tty = self.stream.isatty() and not as_json
         self._last = ""
 
     def __call__(self, run: RunStatus) -> None:

@@ -142,6 +142,12 @@ def _add_job(aws: Aws, run: RunStatus) -> None:
     run.job_status = job.get("TrainingJobStatus")
     run.secondary_status = job.get("SecondaryStatus")
     run.failure = job.get("FailureReason")
+    if run.failure:
+        # On SageMaker an unreachable peer fails inside torchrun, before the script can say
+        # why: name the likely cause (the security group) where the operator reads it.
+        hint = contract.explain_network_failure(run.failure)
+        if hint and hint not in run.failure:
+            run.failure = f"{run.failure} ({hint})"
     run.model_artifacts = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     run.metrics = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
     run.metrics.update(latest_logged_metrics(aws, run.job_name))

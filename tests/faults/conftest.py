@@ -107,8 +107,20 @@ def read_progress(debug_dir: Path, rank: int) -> dict | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for its reaper counts as dead)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
         return False
+    return state not in ("Z", "X")
+
+
+def wait_dead(pid: int, timeout_s: float = 10.0) -> bool:
+    """Wait for `pid` to die (signals are delivered asynchronously); True if it did."""
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
     return True

@@ -306,6 +306,8 @@ def test_default_input(moto_env):
     assert request["RoleArn"] == SETTINGS.role_arn
     assert request["EnableNetworkIsolation"] is False
     assert request["Environment"]["TRAINOPS_EXECUTION_ARN"] == result["arn"]
+    rdzv = f"timeout={contract.HYPERPARAMETERS['dist_timeout_s'].default}"
+    assert request["Environment"][contract.RDZV_CONF_ENV] == rdzv
     assert {t["Key"]: t["Value"] for t in request["Tags"]} == {
         "trainops:run-id": wd.run_id(result["arn"]),
         "trainops:trigger": "operator",
@@ -341,7 +343,7 @@ def test_operator_overrides_merge_key_by_key(moto_env):
         moto_env,
         {
             "trigger": "operator",
-            "hyperparameters": {"lr": "0.01", "custom_flag": "x"},
+            "hyperparameters": {"lr": "0.01", "custom_flag": "x", "dist_timeout_s": "120"},
             "instance_type": "ml.p4de.24xlarge",
             "instance_count": 4,
             "train_s3_uri": "s3://other-bucket/datasets/v2/",
@@ -356,6 +358,7 @@ def test_operator_overrides_merge_key_by_key(moto_env):
         "donut",
     )
     assert hps["sagemaker_instance_type"] == "ml.p4de.24xlarge"
+    assert request["Environment"][contract.RDZV_CONF_ENV] == "timeout=120"
     assert request["ResourceConfig"]["InstanceCount"] == 4
     assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == (
         "s3://other-bucket/datasets/v2/"

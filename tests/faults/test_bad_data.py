@@ -1,0 +1,78 @@
+"""Fault 5, bad data through the toolkit: the job fails before training starts, the failure
+reason the job reports is the script's one line naming the file and what was expected, and
+nothing reaches the model dir."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.conftest import make_job
+from training import contract
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+ROW = ",".join(["1"] * 64)
+CASES = {
+    # name: (file contents or None for an empty channel folder, expected line after the path)
+    "empty-file": (
+        b"",
+        ": empty file; expected comma-separated rows of 64 numbers followed by "
+        "an integer label 0..9",
+    ),
+    "no-csv-files": (
+        None,
+        ": no .csv files in channel 'train'; expected comma-separated rows "
+        "of 64 numbers followed by an integer label 0..9",
+    ),
+    "wrong-format": (
+        f"{ROW},3\n{ROW[:-1]}x,3\n".encode(),
+        ":2: column 64 is not a number: "
+        "'x'; expected comma-separated rows of 64 numbers followed by an integer "
+        "label 0..9",
+    ),
+    "wrong-shape": (b"1,2,3\n", ":1: 3 columns; expected 65 (64 features + 1 label)"),
+    "wrong-label": (
+        f"{ROW},3\n{ROW},12\n".encode(),
+        ":2: label '12' is out of range; expected an integer 0..9",
+    ),
+}
+
+
+def test_bad_channels_fail_before_training_with_one_line(tmp_path, real_bundle, record_property):
+    jobs = {}
+    for name, (content, _) in CASES.items():
+        channel = tmp_path / name / "data"
+        channel.mkdir(parents=True)
+        if content is not None:
+            (channel / "part-0.csv").write_bytes(content)
+        else:
+            (channel / "README.txt").write_text("not data")
+        job = make_job(
+            tmp_path / name / "job",
+            real_bundle,
+            hosts=1,
+            hps={"epochs": "1"},
+            store=tmp_path / name / "store",
+            channels={contract.TRAIN_CHANNEL: channel},
+            job_name=f"bad-{name}",
+        )
+        jobs[name] = job
+    started = time.monotonic()
+    for job in jobs.values():  # plain (one-process) jobs: they may run side by side
+        job.start()
+    seconds = {}
+    for name, job in jobs.items():
+        assert job.wait(180) != [0], name
+        seconds[name] = time.monotonic() - started
+        host = job.hosts[0]
+        data = host.base_dir / "input" / "data" / contract.TRAIN_CHANNEL
+        where = data / "part-0.csv" if CASES[name][0] is not None else data
+        assert job.failure_reason() == f"algo-1 (127.0.0.1): {where}{CASES[name][1]}", name
+        assert "ExitCode 2" in (host.failure_reason() or "")
+        assert job.model_files() == [], name
+        assert not any(host.checkpoint_dir.iterdir()), name  # no training step ran
+        assert not job.metrics(), name
+    record_property("slowest_failure_s", round(max(seconds.values()), 1))
+    print(f"\nbad data: failed after {seconds} s (5 jobs side by side)")

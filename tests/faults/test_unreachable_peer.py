@@ -1,0 +1,86 @@
+"""Fault 3, an unreachable peer (the security-group trap): host 2 cannot reach the master host's
+rendezvous port. The job fails within the configured rendezvous timeout, and the reason names
+the likely cause (the security group must allow all traffic from itself) instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+
+import pytest
+
+from tests.faults.conftest import make_job
+from training import contract
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+TIMEOUT_S = 15
+#: A `torchrun` that sends host 2 to a port nobody listens on, like a security group that drops
+#: traffic between the instances (test-only: put first on that host's PATH).
+RIGGED_TORCHRUN = """#!/bin/sh
+args=""
+for a in "$@"; do
+  if [ "$a" = "7777" ]; then a="7779"; fi
+  args="$args '$a'"
+done
+eval exec "{real}" $args
+"""
+
+
+def test_host_that_cannot_reach_the_master_fails_in_time_naming_the_security_group(
+    tmp_path, real_bundle, record_property
+):
+    rigged = tmp_path / "rigged-bin"
+    rigged.mkdir()
+    script = rigged / "torchrun"
+    real = shutil.which("torchrun", path=os.path.dirname(os.sys.executable))
+    assert real, "torchrun not found next to the interpreter"
+    script.write_text(RIGGED_TORCHRUN.format(real=real))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    path = os.pathsep.join([str(rigged), os.path.dirname(os.sys.executable), os.environ["PATH"]])
+    job = make_job(
+        tmp_path / "job",
+        real_bundle,
+        hosts=2,
+        hps={"epochs": "1", "dist_timeout_s": str(TIMEOUT_S)},
+        # The rendezvous timeout is torchrun's (static rendezvous, default 600 s); the toolkit
+        # builds the torchrun command, so it travels as PET_RDZV_CONF in the job environment.
+        env={contract.RDZV_CONF_ENV: f"timeout={TIMEOUT_S}"},
+        host_env={"algo-2": {"PATH": path}},
+    )
+    started = time.monotonic()
+    job.start()
+    codes = job.wait(TIMEOUT_S + 90)
+    failed_after = time.monotonic() - started
+    reason = job.failure_reason()
+    assert any(code not in (0, None) for code in codes), codes
+    assert reason is not None
+    assert "security group must allow all traffic from itself" in reason, reason
+    assert job.model_files() == []
+    assert failed_after < TIMEOUT_S + 60, failed_after
+    record_property("failed_after_s", round(failed_after, 1))
+    print(f"\nunreachable peer: failed after {failed_after:.1f} s (start to end); {reason}")
+
+
+def test_script_wraps_a_process_group_init_failure_in_the_network_hint(monkeypatch):
+    """When torchrun's rendezvous passed but the ranks cannot connect to each other (gloo's
+    full mesh on ephemeral ports, e.g. a security group that opens only the master port)."""
+    import torch.distributed as dist
+
+    from training import train
+
+    monkeypatch.setattr(
+        train,
+        "_STATE",
+        {"distributed": True, "rank": 1, "world": 2, "host": "algo-2", "timeout_s": 600},
+    )
+    err = dist.DistNetworkError("Gloo connectFullMesh failed with ... Connection refused")
+    assert train.explain_distributed_failure(err) == (
+        "process group init failed for rank 1 of 2 on host algo-2 (timeout 600 s): "
+        f"{contract.NETWORK_HINT}; DistNetworkError: Gloo connectFullMesh failed with ... "
+        "Connection refused"
+    )
+    monkeypatch.setattr(train, "_STATE", {"distributed": False})
+    assert train.explain_distributed_failure(err) is None
