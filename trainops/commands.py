@@ -53,13 +53,13 @@ def _check_with_synth_rules(data: dict[str, Any], config: TrainingConfig) -> Non
 
     try:
         for key, value in data.get("hyperparameters", {}).items():
+            rules.validate_hyperparameter(key, value)
             if key not in contract.HYPERPARAMETERS:
                 known = ", ".join(sorted(contract.HYPERPARAMETERS))
                 raise ExecutionInputError(
                     f"--hp {key}={value}: the training script has no hyperparameter {key!r}; "
                     f"known: {known}"
                 )
-            rules.validate_hyperparameter(key, value)
         instance_type = rules.validate_instance_type(
             data.get("instance_type", config.instance_type)
         )

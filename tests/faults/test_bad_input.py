@@ -95,6 +95,11 @@ CONTEXT_CASES = [
 ]
 #: `trainops start` overrides (argparse fields) -> message.
 CLI_CASES = [
+    (
+        {"hp": ["epoch=5"]},
+        "--hp epoch=5: the training script has no hyperparameter 'epoch'; known: "
+        + ", ".join(sorted(contract.HYPERPARAMETERS)),
+    ),
     ({"hp": ["epochs"]}, "--hp 'epochs': expected KEY=VALUE, e.g. --hp epochs=5"),
     ({"hp": ["=5"]}, "--hp '=5': expected KEY=VALUE, e.g. --hp epochs=5"),
     ({"hp": ["epochs=ten"]}, "hyperparameters.epochs='ten': expected integer >= 1"),
