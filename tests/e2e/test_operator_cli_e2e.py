@@ -169,3 +169,22 @@ def test_cli_start_rejects_bad_overrides_before_sending_anything(
     assert mentions in err
     assert operator_calls == []  # nothing sent at all, StartExecution included
     assert len(stack.emulator.sagemaker.requests) == before
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(
+    strict=True,
+    reason="`start` checks overrides against the local cdk.json (backend smddp, ml.p4d) instead "
+    "of the deployed stack's configuration (here torchrun on ml.m5.xlarge)",
+)
+def test_cli_start_accepts_the_instance_type_the_deployed_stack_runs_on(
+    stack: E2eStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(
+        stack, capsys, "start", "--instance-type", "ml.m5.xlarge", "--hp", "epochs=1", "--json"
+    )
+    if code == 0:
+        arn = json.loads(out)["executionArn"]
+        runs.stop_run(stack.aws, arn)
+        stack.wait(arn, timeout_s=30)
+    assert code == 0, err
