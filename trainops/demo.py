@@ -18,10 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localaws.deploy import deploy
-from localaws.server import EmbeddedAws
-from localaws.training_jobs import parse_s3_uri
-from training.data import write_default_dataset
 from trainops import progress, runs
 from trainops.aws import Aws, stack_outputs
 
@@ -65,6 +61,9 @@ def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
 
 def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
     """Write the built-in dataset as a channel folder and upload it under the train prefix."""
+    from localaws.training_jobs import parse_s3_uri
+    from training.data import write_default_dataset  # torch + scikit-learn: only when needed
+
     folder = work / "dataset"
     write_default_dataset(folder)
     bucket, prefix = parse_s3_uri(train_uri)
@@ -85,6 +84,12 @@ def run_demo(
     verbose: bool = False,
     interval_s: float = 1.0,
 ) -> DemoResult:
+    # The emulator (moto) and aws_cdk (via infra.schedule) take seconds to load and print a
+    # Node banner: only the demo pays for them, not `trainops list`.
+    from infra.schedule import SCHEDULED_INPUT
+    from localaws.deploy import deploy
+    from localaws.server import EmbeddedAws
+
     timings: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -111,10 +116,6 @@ def run_demo(
         echo(f"3/5 uploading the default dataset to {outputs.train_data_uri}")
         upload_default_dataset(aws, outputs.train_data_uri, work)
         lap("upload")
-        # Imported here: infra.schedule loads aws_cdk (seconds, a Node banner), which the
-        # other trainops commands never need.
-        from infra.schedule import SCHEDULED_INPUT
-
         execution_input = {**SCHEDULED_INPUT, **(extra_input or {})}
         echo(f"4/5 starting an execution with the scheduled input {execution_input}")
         arn = runs.start_run(aws, outputs.state_machine_arn, execution_input)
