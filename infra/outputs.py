@@ -10,3 +10,6 @@ TOPIC_ARN = "NotificationTopicArn"
 SECURITY_GROUP_ID = "TrainingSecurityGroupId"
 SUBNET_IDS = "PrivateSubnetIds"
 TRAIN_DATA_URI = "TrainDataS3Uri"
+#: JSON of the run defaults the stack was synthesized with (backend, instance type/count, spot,
+#: runtime limits, hyperparameters): the CLI validates overrides against the deployed stack.
+RUN_DEFAULTS = "RunDefaults"

@@ -7,6 +7,7 @@ it into one `TrainingConfig`, builds the stack and registers the cdk-nag checks.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,6 +109,18 @@ class TrainingStack(cdk.Stack):
             "ImageUri": self.image.image_uri,
             "CodeS3Uri": self.code.s3_uri,
             "KeyArn": self.storage.key.key_arn,
+            outputs.RUN_DEFAULTS: json.dumps(
+                {
+                    "backend": self.config.backend,
+                    "instance_type": self.config.instance_type,
+                    "instance_count": self.config.instance_count,
+                    "spot": self.config.spot,
+                    "max_runtime_s": self.config.max_runtime_s,
+                    "max_wait_s": self.config.max_wait_s,
+                    "hyperparameters": self.config.hyperparameters,
+                },
+                sort_keys=True,
+            ),
         }
         if self.schedule is not None:
             out["ScheduleName"] = self.schedule.schedule.schedule_name

@@ -92,6 +92,8 @@ class LocalJobRun(threading.Thread):
         self.echo = echo
         self.job: LocalTrainingJob | None = None
         self._stop_requested = threading.Event()
+        self._reclaimed = threading.Event()
+        self._created = time.monotonic()
         self._lock = threading.Lock()
         self._init_record()
 
@@ -148,7 +150,17 @@ class LocalJobRun(threading.Thread):
         self._stop_requested.set()
 
     def kill_processes(self) -> None:
-        """SIGKILL every host process: an instance reclaimed mid-training (fault injection)."""
+        """SIGKILL every host process, as if the script crashed (fault injection): the job
+        fails with an AlgorithmError, as SageMaker reports a container that died."""
+        if self.job is not None:
+            self.job.kill()
+
+    def reclaim(self) -> None:
+        """The instances are taken away mid-training (fault injection): with managed spot,
+        SageMaker reports Interrupted and restarts the same job on new instances with the
+        checkpoints restored (until MaxWaitTimeInSeconds); without spot, RetryStrategy's
+        attempts restart it after an InternalServerError."""
+        self._reclaimed.set()
         if self.job is not None:
             self.job.kill()
 
@@ -177,10 +189,41 @@ class LocalJobRun(threading.Thread):
         self._transition("Training", "Training image download completed. Training in progress.")
         with self._lock:
             self.record.training_start_time = _now()
-        self.job = LocalTrainingJob(self._spec(channels), self.work_dir, echo=self.echo)
-        self.job.start()
-        outcome = self._supervise()
-        self._collect_metrics()
+        restarts_left = int(self.request.get("RetryStrategy", {}).get("MaximumRetryAttempts", 0))
+        spot = bool(self.request.get("EnableManagedSpotTraining"))
+        attempt = 0
+        while True:
+            root = self.work_dir if attempt == 0 else self.work_dir / f"restart-{attempt}"
+            self.job = LocalTrainingJob(self._spec(channels), root, echo=self.echo)
+            self.job.start()
+            outcome = self._supervise()
+            if not self._reclaimed.is_set():
+                break
+            self._reclaimed.clear()
+            self._push_logs()
+            if not spot and restarts_left <= 0:
+                self._end(
+                    "Failed",
+                    "Failed",
+                    "Training job failed",
+                    "InternalServerError: We encountered an internal error. Please try again.",
+                )
+                return
+            if not spot:
+                restarts_left -= 1
+            elif self._max_wait_exceeded():
+                self._end(
+                    "Failed",
+                    "MaxWaitTimeExceeded",
+                    "Spot capacity did not come back in time",
+                    "MaxWaitTimeExceeded: Training job exceeded MaxWaitTimeInSeconds",
+                )
+                return
+            attempt += 1
+            message = "spot instances reclaimed" if spot else "internal error on an instance"
+            self._transition("Interrupted", f"Training job interrupted: {message}")
+            self._transition("Starting", "Restarting the training job on new instances")
+            self._transition("Training", "Training resumed from the synced checkpoints")
         if outcome == "stopped":
             self.job.stop(reason="StopTrainingJob")
             self.job.wait()
@@ -203,6 +246,10 @@ class LocalJobRun(threading.Thread):
         self._transition("Uploading", "Uploading generated training model")
         self._upload_model()
         self._end("Completed", "Completed", "Training job completed")
+
+    def _max_wait_exceeded(self) -> bool:
+        limit = self.request.get("StoppingCondition", {}).get("MaxWaitTimeInSeconds")
+        return bool(limit) and time.monotonic() - self._created > limit
 
     def _spec(self, channels: dict[str, Path]) -> LocalJobSpec:
         req = self.request

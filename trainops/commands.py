@@ -9,25 +9,57 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from infra import outputs as output_names
 from infra.config import ConfigError, TrainingConfig, load_cdk_json_context
 from infra.execution_input import ExecutionInputError
 from training import contract
 from trainops import progress, runs
-from trainops.aws import Aws, StackNotFound, stack_outputs
+from trainops.aws import Aws, StackNotFound, StackOutputs, stack_outputs
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
+@dataclass(frozen=True)
+class RunDefaults:
+    """What a run gets when the input says nothing: the deployed stack's configuration."""
+
+    backend: str
+    instance_type: str
+    instance_count: int
+    spot: bool
+    max_runtime_s: int
+    max_wait_s: int
+    hyperparameters: dict[str, str]
+
+    @classmethod
+    def of_config(cls, config: TrainingConfig) -> RunDefaults:
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+    @classmethod
+    def of_stack(cls, outputs: StackOutputs) -> RunDefaults:
+        """From the stack's RunDefaults output; cdk.json for a stack deployed without it."""
+        raw = outputs.values.get(output_names.RUN_DEFAULTS)
+        return cls(**json.loads(raw)) if raw else cls.of_config(local_config())
+
+
 def local_config(path: Path = CDK_JSON) -> TrainingConfig:
-    """The configuration the stack was synthesized from (cdk.json), for local validation."""
+    """The configuration in this checkout's cdk.json."""
     return TrainingConfig.from_context(load_cdk_json_context(path))
 
 
-def build_input(args: argparse.Namespace, config: TrainingConfig) -> dict[str, Any]:
-    """Execution input from CLI overrides, checked with the same rules as synth."""
+def build_input(
+    args: argparse.Namespace, config: TrainingConfig | RunDefaults | None
+) -> dict[str, Any]:
+    """Execution input from CLI overrides, checked with the same rules as synth.
+
+    Checks that need no stack run first, so a typo fails before any AWS call; with `config`
+    (the deployed stack's defaults) the rules that depend on it (SMDDP instance types, spot
+    limits) run too.
+    """
     data: dict[str, Any] = {"trigger": "operator"}
     if args.hp:
         data["hyperparameters"] = {}
@@ -48,7 +80,9 @@ def build_input(args: argparse.Namespace, config: TrainingConfig) -> dict[str, A
     return data
 
 
-def _check_with_synth_rules(data: dict[str, Any], config: TrainingConfig) -> None:
+def _check_with_synth_rules(
+    data: dict[str, Any], config: TrainingConfig | RunDefaults | None
+) -> None:
     from infra import config as rules
 
     try:
@@ -60,10 +94,14 @@ def _check_with_synth_rules(data: dict[str, Any], config: TrainingConfig) -> Non
                     f"--hp {key}={value}: the training script has no hyperparameter {key!r}; "
                     f"known: {known}"
                 )
-        instance_type = rules.validate_instance_type(
-            data.get("instance_type", config.instance_type)
-        )
-        count = rules.validate_instance_count(data.get("instance_count", config.instance_count))
+        if "instance_type" in data:
+            rules.validate_instance_type(data["instance_type"])
+        if "instance_count" in data:
+            rules.validate_instance_count(data["instance_count"])
+        if config is None:
+            return
+        instance_type = data.get("instance_type", config.instance_type)
+        count = data.get("instance_count", config.instance_count)
         if config.backend == "smddp":
             rules.resolve_backend("smddp", instance_type, count)
         spot = data.get("spot", config.spot)
@@ -92,12 +130,14 @@ def _watch(aws: Aws, execution_arn: str, args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    config = local_config()
-    data = build_input(args, config)
+    build_input(args, None)  # fail on typos before any AWS call
     aws = _aws(args)
+    outputs = stack_outputs(aws, args.stack_name)
+    config = RunDefaults.of_stack(outputs)
+    data = build_input(args, config)
     arn = runs.start_run(
         aws,
-        _state_machine(args, aws),
+        outputs.state_machine_arn,
         data,
         name=args.name,
         defaults=config.hyperparameters,

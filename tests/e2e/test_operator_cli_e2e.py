@@ -172,11 +172,6 @@ def test_cli_start_rejects_bad_overrides_before_sending_anything(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="`start` checks overrides against the local cdk.json (backend smddp, ml.p4d) instead "
-    "of the deployed stack's configuration (here torchrun on ml.m5.xlarge)",
-)
 def test_cli_start_accepts_the_instance_type_the_deployed_stack_runs_on(
     stack: E2eStack, capsys: pytest.CaptureFixture[str]
 ) -> None:

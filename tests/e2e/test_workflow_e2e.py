@@ -7,6 +7,7 @@ objects, the SQS queue subscribed to the stack's topic).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -342,9 +343,8 @@ def test_instances_lost_mid_training_fail_the_run_and_leave_resumable_checkpoint
     step = _global_step(s3.get_object(Bucket=bucket, Key=checkpoint_key)["Body"].read())
     assert step > 0
 
-    # ...and a job restarted on the same CheckpointConfig resumes from them. That is what
-    # SageMaker does itself for a managed-spot interruption (same job, checkpoints restored);
-    # the emulator has no spot reclaim, so the restart is sent here, 2 more steps on one host.
+    # ...and a job started on the same CheckpointConfig resumes from them (2 more steps on one
+    # host). Managed spot does this inside the same job: see the spot interruption test.
     restart = {
         **request,
         "TrainingJobName": f"{name}-r",
@@ -367,3 +367,59 @@ def test_instances_lost_mid_training_fail_the_run_and_leave_resumable_checkpoint
     # A second execution of the workflow does NOT resume: its checkpoint prefix is derived from
     # its own execution ARN (design question, see the e2e report).
     assert wd.run_id(arn) in prefix
+
+
+@pytest.mark.timeout(240)
+def test_spot_interruption_restarts_the_same_job_from_its_checkpoints(stack: E2eStack) -> None:
+    """Managed spot: the instances are reclaimed mid-epoch; SageMaker (here the emulator)
+    restarts the same job with the synced checkpoints and the run completes on its own."""
+    interval, total = 10, 90
+    arn = stack.start(
+        {
+            "spot": True,
+            "hyperparameters": {
+                "epochs": "1000",
+                "max_steps": str(total),
+                "checkpoint_every_n_steps": str(interval),
+            },
+        }
+    )
+    name = stack.wait_for_job(arn, "Training")
+    (request,) = stack.requests_of(arn)
+    assert request["EnableManagedSpotTraining"] is True
+    assert (
+        request["StoppingCondition"]["MaxWaitTimeInSeconds"]
+        > request["StoppingCondition"]["MaxRuntimeInSeconds"]
+    )
+    bucket, prefix = parse_s3_uri(request["CheckpointConfig"]["S3Uri"])
+    s3 = stack.client("s3")
+    checkpoint_key = f"{prefix}{contract.CHECKPOINT_FILE}"
+    deadline = time.monotonic() + 90
+    step = 0
+    while time.monotonic() < deadline and step < interval:
+        with contextlib.suppress(s3.exceptions.NoSuchKey):
+            body = s3.get_object(Bucket=bucket, Key=checkpoint_key)["Body"].read()
+            step = _global_step(body)
+        time.sleep(0.2)
+    assert step >= interval, "no checkpoint reached S3 before the interruption"
+
+    run = stack.emulator.sagemaker.runs[name]
+    first_hosts = list(run.job.hosts)
+    run.reclaim()
+    described = stack.wait(arn, timeout_s=180)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert len(stack.requests_of(arn)) == 1  # the same job, not a workflow retry
+    job = stack.client("sagemaker").describe_training_job(TrainingJobName=name)
+    statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    assert statuses.count("Interrupted") == 1
+    assert statuses[-2:] == ["Uploading", "Completed"]
+    assert all(h.process.poll() is not None for h in first_hosts)
+    log = "\n".join(run.job.log_lines())
+    resumed_at = int(log.split("at global step ")[1].split()[0])
+    assert step <= resumed_at <= total
+    files = _read_model(stack, job["ModelArtifacts"]["S3ModelArtifacts"])
+    assert sorted(files) == sorted([contract.MODEL_FILE, contract.MODEL_INFO_FILE])
+    info = json.loads(files[contract.MODEL_INFO_FILE])
+    assert info["resumed_from"].endswith(contract.CHECKPOINT_FILE)
+    assert info["global_step"] == total
