@@ -107,6 +107,7 @@ class LocalTrainingJob:
         ]
         self._syncer: _CheckpointSync | None = None
         self._lock: _PortLock | None = None
+        self._finish_lock = threading.Lock()
         self._tails: list[threading.Thread] = []
         self.started_at: float | None = None
         self.ended_at: float | None = None
@@ -269,20 +270,23 @@ class LocalTrainingJob:
         self._finish()
 
     def _finish(self) -> list[int]:
-        codes = []
-        for host in self.hosts:
-            assert host.process is not None
-            codes.append(host.process.wait())
-            _signal_group(host.process, signal.SIGKILL)  # no straggler outlives its job
-        for tail in self._tails:
-            tail.join(timeout=5)
-        if self._syncer is not None:
-            self._syncer.stop()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        self.ended_at = self.ended_at or time.time()
-        return codes
+        """Reap every host, stop syncing, release the port lock. Idempotent and thread-safe:
+        a fault injector may kill the job while its supervisor is finishing it."""
+        with self._finish_lock:
+            codes = []
+            for host in self.hosts:
+                assert host.process is not None
+                codes.append(host.process.wait())
+                _signal_group(host.process, signal.SIGKILL)  # no straggler outlives its job
+            for tail in self._tails:
+                tail.join(timeout=5)
+            if self._syncer is not None:
+                self._syncer.stop()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self.ended_at = self.ended_at or time.time()
+            return codes
 
     # --- results ---------------------------------------------------------------------------
     def model_files(self) -> list[Path]:
