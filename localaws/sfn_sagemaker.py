@@ -72,6 +72,13 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
     def __init__(self) -> None:
         super().__init__(supported_integration_patterns=_SUPPORTED_PATTERNS)
 
+    def _eval_wait_for_task_token(
+        self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint
+    ):
+        # `.sync` only: no task token is ever sent. moto's helper thread would pass the wrong
+        # value as a timeout; just wait until the task ends and interrupts the endpoint.
+        return callback_endpoint.wait(timeout=None)
+
     def _get_supported_parameters(self) -> set[str] | None:
         return _supported_parameters(self.resource.api_action)
 
