@@ -55,8 +55,11 @@ lint: setup
 synth: setup
 	npx cdk synth --quiet
 
+## Every benchmark: each prints its side-by-side measurements and ratio.
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench training
+	$(BIN)/python -m bench synth
+	$(BIN)/python -m bench demo
 
 clean:
 	rm -rf cdk.out .runs .pytest_cache .ruff_cache
