@@ -5,10 +5,10 @@
 2. `trainops.local_train.run_local_training`: the same job (2 hosts x 1 process, the same
    hyperparameters and dataset), launched directly: no CDK, no emulator, no state machine.
 
-Prints both, the demo's per-stage timings and two ratios: the workflow stage (execution start
-to end: Step Functions, emulated SageMaker, S3 transfers, the job) over the direct job — the
-orchestration overhead, target <= 1.5 — and the whole demo (synth and deploy included) over the
-direct job, for information (synth alone is measured by `python -m bench synth`).
+Prints both, the demo's per-stage timings and two ratios against the 1.5 target: the whole
+demo (synth, deploy, upload and the workflow) over the direct job, and the workflow stage alone
+(execution start to end: Step Functions, emulated SageMaker, S3 transfers, the job) over the
+direct job — the orchestration overhead without the fixed synth/deploy cost.
 
 `python -m bench demo [--work DIR] [--json]`
 """
@@ -120,18 +120,20 @@ def main(argv: list[str]) -> int:
         "ratio_total_over_training": round(demo_total / local.seconds, 2),
         "target_ratio": TARGET_RATIO,
     }
-    result["within_target"] = result["ratio_workflow_over_training"] <= TARGET_RATIO
+    result["within_target"] = result["ratio_total_over_training"] <= TARGET_RATIO
+    result["workflow_within_target"] = result["ratio_workflow_over_training"] <= TARGET_RATIO
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in demo.timings.items())
         print(f"demo end to end:        {demo_total:.1f}s ({stages})")
         print(f"direct training:        {local.seconds:.1f}s ({hosts} hosts x 1 process)")
-        print(
-            f"workflow / training:    {result['ratio_workflow_over_training']:.2f} "
-            f"(target <= {TARGET_RATIO}: {'ok' if result['within_target'] else 'MISSED'})"
-        )
-        print(f"end to end / training:  {result['ratio_total_over_training']:.2f} (information)")
+        for label, key, ok in (
+            ("end to end / training: ", "ratio_total_over_training", "within_target"),
+            ("workflow / training:   ", "ratio_workflow_over_training", "workflow_within_target"),
+        ):
+            verdict = "ok" if result[ok] else "MISSED"
+            print(f"{label} {result[key]:.2f} (target <= {TARGET_RATIO}: {verdict})")
         print(f"val_acc: demo {result['val_acc']['demo']}, direct {result['val_acc']['direct']}")
     return 0
 

@@ -32,6 +32,9 @@ CAPACITY_FAILURE = (
     "Please retry using a different ML instance type."
 )
 _POLL_S = 0.5
+#: Log shipping and metric parsing cadence: often enough to watch, rare enough to leave the
+#: CPU to training (the emulator shares the machine with the simulated hosts).
+_LOGS_EVERY_S = 2.0
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
@@ -86,6 +89,7 @@ class LocalJobRun(threading.Thread):
         self.request, self.record = request, record
         self.s3, self.logs = clients("s3"), clients("logs")
         self._log_offsets: dict[str, int] = {}
+        self._metrics: dict[str, float] = {}
         self.work_dir = work_dir / request["TrainingJobName"]
         self.environment = environment
         self.injected_failure = injected_failure
@@ -200,7 +204,6 @@ class LocalJobRun(threading.Thread):
             if not self._reclaimed.is_set():
                 break
             self._reclaimed.clear()
-            self._push_logs()
             if not spot and restarts_left <= 0:
                 self._end(
                     "Failed",
@@ -271,6 +274,7 @@ class LocalJobRun(threading.Thread):
         assert self.job is not None
         limit = self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         started = time.monotonic()
+        next_logs = started + _LOGS_EVERY_S
         while self.job.running:
             if self._stop_requested.is_set():
                 return "stopped"
@@ -280,10 +284,12 @@ class LocalJobRun(threading.Thread):
                 break
             if limit and time.monotonic() - started > limit:
                 return "timeout"
-            self._collect_metrics()
+            if time.monotonic() >= next_logs:
+                self._collect_metrics()
+                next_logs = time.monotonic() + _LOGS_EVERY_S
             time.sleep(_POLL_S)
         self.job.wait()
-        self._push_logs()
+        self._collect_metrics()
         return "stopped" if self._stop_requested.is_set() else "done"
 
     def _download_channels(self) -> dict[str, Path]:
@@ -313,25 +319,29 @@ class LocalJobRun(threading.Thread):
             channels[name] = target
         return channels
 
-    def _push_logs(self) -> None:
-        """Ship new log lines to CloudWatch Logs, one stream per host, as SageMaker does."""
+    def _push_logs(self) -> list[str]:
+        """Ship new log lines to CloudWatch Logs, one stream per host (and per restart), as
+        SageMaker does; returns the new lines. Reads only what was appended since last time."""
         if self.job is None:
-            return
+            return []
         if not self._log_offsets:
             with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
                 self.logs.create_log_group(logGroupName=LOG_GROUP)
+        new_lines: list[str] = []
         for host in self.job.hosts:
             if host.log_path is None or not host.log_path.exists():
                 continue
-            stream = f"{self.request['TrainingJobName']}/{host.base_dir.name}"
-            if stream not in self._log_offsets:
+            key = str(host.log_path)
+            restart = "" if self.job.root == self.work_dir else f"-{self.job.root.name}"
+            stream = f"{self.request['TrainingJobName']}/{host.base_dir.name}{restart}"
+            if key not in self._log_offsets:
                 self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-                self._log_offsets[stream] = 0
+                self._log_offsets[key] = 0
             with host.log_path.open("rb") as f:
-                f.seek(self._log_offsets[stream])
+                f.seek(self._log_offsets[key])
                 chunk = f.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]
-            self._log_offsets[stream] += len(complete)
+            self._log_offsets[key] += len(complete)
             lines = [line for line in complete.decode(errors="replace").splitlines() if line]
             stamp = int(time.time() * 1000)
             for start in range(0, len(lines), 1000):
@@ -339,28 +349,28 @@ class LocalJobRun(threading.Thread):
                 self.logs.put_log_events(
                     logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events
                 )
+            new_lines += lines
+        return new_lines
 
     def _collect_metrics(self) -> None:
-        """Apply the job's MetricDefinitions regexes to the logs, as SageMaker does."""
-        if self.job is None:
-            return
-        self._push_logs()
+        """Apply the job's MetricDefinitions regexes to new log lines, as SageMaker does."""
         definitions = self.request["AlgorithmSpecification"].get("MetricDefinitions", [])
-        latest: dict[str, float] = {}
-        for line in self.job.log_lines():
-            for definition in definitions:
-                match = re.search(definition["Regex"], line)
+        patterns = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
+        changed = False
+        for line in self._push_logs():
+            for name, pattern in patterns:
+                match = pattern.search(line)
                 if match:
-                    try:
-                        latest[definition["Name"]] = float(match.group(1))
-                    except (IndexError, ValueError):
-                        continue
-        now = _now()
-        with self._lock:
-            self.record.final_metric_data_list = [
-                {"MetricName": name, "Value": value, "Timestamp": now}
-                for name, value in latest.items()
-            ]
+                    with contextlib.suppress(IndexError, ValueError):
+                        self._metrics[name] = float(match.group(1))
+                        changed = True
+        if changed:
+            now = _now()
+            with self._lock:
+                self.record.final_metric_data_list = [
+                    {"MetricName": name, "Value": value, "Timestamp": now}
+                    for name, value in self._metrics.items()
+                ]
 
     def _upload_model(self) -> None:
         assert self.job is not None

@@ -17,6 +17,7 @@ from infra.execution_input import validate_execution_input
 from training import contract
 from trainops.aws import Aws
 
+_LOG_TAIL = 200
 _TERMINAL_EXECUTION = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -163,8 +164,11 @@ def latest_logged_metrics(aws: Aws, job_name: str) -> dict[str, float]:
         return {}
     latest: dict[str, float] = {}
     for stream in streams.get("logStreams", []):
-        events = logs.get_log_events(
-            logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=False
+        events = logs.get_log_events(  # the newest lines hold the latest metric line
+            logGroupName=group,
+            logStreamName=stream["logStreamName"],
+            startFromHead=False,
+            limit=_LOG_TAIL,
         )["events"]
         for event in events:
             latest.update(contract.parse_metric_line(event["message"]))
