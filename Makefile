@@ -43,6 +43,7 @@ local-train: setup
 ## The README's test command: lint + every test (slow ones included).
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

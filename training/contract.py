@@ -225,9 +225,7 @@ def format_metric_line(metrics: dict[str, float], step: int) -> str:
 def metric_definitions() -> list[dict[str, str]]:
     """SageMaker MetricDefinitions (Name/Regex) for every metric the script prints."""
     prefix = re.escape(METRIC_LINE_PREFIX)
-    return [
-        {"Name": name, "Regex": rf"{prefix}.*\b{name}={_NUMBER}"} for name in METRIC_NAMES
-    ]
+    return [{"Name": name, "Regex": rf"{prefix}.*\b{name}={_NUMBER}"} for name in METRIC_NAMES]
 
 
 def parse_metric_line(line: str) -> dict[str, float]:
