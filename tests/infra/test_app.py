@@ -84,6 +84,14 @@ def test_cdk_cli_synth_quiet_with_override(tmp_path):
         text=True,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.strip() == ""
+    # --quiet: no template dump, no notices, no telemetry. The one hint CLI 2.1148 cannot turn
+    # off (aws/aws-cdk-cli#913) is the unconfigured-feature-flags line; with CI=true the CLI
+    # writes it to stdout.
+    leftover = [
+        line
+        for line in run.stdout.splitlines()
+        if line.strip() and "feature flags are not configured" not in line
+    ]
+    assert leftover == []
     template = (out / "SageMakerTraining.template.json").read_text()
     assert "2.10.0-gpu-py313" in template  # p5 -> torchrun -> the current DLC
