@@ -2,7 +2,8 @@
 
 Layout at the archive root, as SageMaker's toolkit unpacks it into /opt/ml/code:
 
-    requirements.txt      the file contract.REQUIREMENTS_BY_IMAGE names for the image family
+    requirements.txt      installs only ./wheels, hash-pinned (infra/wheelhouse.py)
+    wheels/*.whl          every package the image family lacks (its lock, training/requirements/)
     training/...          the training package (.py and data files; no caches, no tests)
 
 Same source bytes -> same archive bytes: entries sorted, mtimes/uid/gid/names zeroed, modes
@@ -18,6 +19,8 @@ import io
 import tarfile
 from pathlib import Path
 
+from infra import wheelhouse as wheelhouse_mod
+from infra.wheelhouse import Wheelhouse
 from training import contract
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,29 +28,32 @@ PACKAGE = "training"
 ARCHIVE_NAME = "sourcedir.tar.gz"
 #: Files of training/ that go into the bundle (code and small data files the code reads).
 INCLUDE_SUFFIXES = (".py", ".txt", ".json", ".yaml", ".yml", ".cfg")
-EXCLUDE_DIRS = ("__pycache__", "tests", ".pytest_cache", ".ipynb_checkpoints")
+EXCLUDE_DIRS = ("__pycache__", "tests", ".pytest_cache", ".ipynb_checkpoints", "requirements")
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 
 
-def bundle_files(root: Path = REPO_ROOT, *, image_family: str) -> list[tuple[str, Path]]:
-    """(archive name, source path) for every file of the bundle, sorted by archive name."""
-    if image_family not in contract.REQUIREMENTS_BY_IMAGE:
+def bundle_files(
+    root: Path = REPO_ROOT, *, image_family: str, wheelhouse: Wheelhouse | None = None
+) -> list[tuple[str, Path | bytes]]:
+    """(archive name, source path or bytes) for every file of the bundle, sorted by name."""
+    if image_family not in contract.IMAGE_FAMILIES:
         raise ValueError(
-            f"image_family={image_family!r}: expected one of"
-            f" {', '.join(contract.REQUIREMENTS_BY_IMAGE)}"
+            f"image_family={image_family!r}: expected one of {', '.join(contract.IMAGE_FAMILIES)}"
         )
     package = root / PACKAGE
     if not package.is_dir():
         raise FileNotFoundError(f"no {PACKAGE}/ package under {root}")
-    entries = [("requirements.txt", root / contract.REQUIREMENTS_BY_IMAGE[image_family])]
+    house = wheelhouse or wheelhouse_mod.build(image_family)
+    entries: list[tuple[str, Path | bytes]] = [("requirements.txt", house.requirements.encode())]
+    entries += [(f"{contract.WHEELHOUSE_DIR}/{name}", path) for name, path in house.wheels]
     for path in package.rglob("*"):
         rel = path.relative_to(root)
         if any(part in EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
             continue
         if path.is_file() and path.suffix in INCLUDE_SUFFIXES and not path.name.startswith("test_"):
             entries.append((rel.as_posix(), path))
-    return sorted(entries)
+    return sorted(entries, key=lambda entry: entry[0])
 
 
 def _tarinfo(name: str, *, size: int = 0, is_dir: bool = False) -> tarfile.TarInfo:
@@ -61,9 +67,11 @@ def _tarinfo(name: str, *, size: int = 0, is_dir: bool = False) -> tarfile.TarIn
     return info
 
 
-def build_sourcedir_bytes(root: Path = REPO_ROOT, *, image_family: str) -> bytes:
+def build_sourcedir_bytes(
+    root: Path = REPO_ROOT, *, image_family: str, wheelhouse: Wheelhouse | None = None
+) -> bytes:
     """The archive as bytes (deterministic)."""
-    files = bundle_files(root, image_family=image_family)
+    files = bundle_files(root, image_family=image_family, wheelhouse=wheelhouse)
     dirs = sorted({str(Path(name).parent.as_posix()) for name, _ in files} - {"."})
     # every parent directory too, so the toolkit recreates empty-looking packages faithfully
     for d in list(dirs):
@@ -71,7 +79,7 @@ def build_sourcedir_bytes(root: Path = REPO_ROOT, *, image_family: str) -> bytes
         while str(parent) != ".":
             dirs.append(parent.as_posix())
             parent = parent.parent
-    members: list[tuple[str, Path | None]] = [(d, None) for d in sorted(set(dirs))]
+    members: list[tuple[str, Path | bytes | None]] = [(d, None) for d in sorted(set(dirs))]
     members += files
     members.sort(key=lambda m: m[0])
     raw = io.BytesIO()
@@ -80,7 +88,7 @@ def build_sourcedir_bytes(root: Path = REPO_ROOT, *, image_family: str) -> bytes
             if path is None:
                 tar.addfile(_tarinfo(name, is_dir=True))
             else:
-                data = path.read_bytes()
+                data = path if isinstance(path, bytes) else path.read_bytes()
                 tar.addfile(_tarinfo(name, size=len(data)), io.BytesIO(data))
     out = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
@@ -88,9 +96,15 @@ def build_sourcedir_bytes(root: Path = REPO_ROOT, *, image_family: str) -> bytes
     return out.getvalue()
 
 
-def build_sourcedir(out_path: Path, *, image_family: str, root: Path = REPO_ROOT) -> str:
+def build_sourcedir(
+    out_path: Path,
+    *,
+    image_family: str,
+    root: Path = REPO_ROOT,
+    wheelhouse: Wheelhouse | None = None,
+) -> str:
     """Write the archive to `out_path` (only if its bytes changed); return its sha256 hex."""
-    data = build_sourcedir_bytes(root, image_family=image_family)
+    data = build_sourcedir_bytes(root, image_family=image_family, wheelhouse=wheelhouse)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if not out_path.is_file() or out_path.read_bytes() != data:

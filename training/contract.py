@@ -13,12 +13,13 @@ from dataclasses import dataclass
 # --- Code bundle -------------------------------------------------------------------------------
 #: Entry script, relative to the root of sourcedir.tar.gz (the toolkit's `sagemaker_program`).
 ENTRY_POINT = "training/train.py"
-#: Requirements file per image family; the bundle ships the chosen one as
-#: /opt/ml/code/requirements.txt.
-REQUIREMENTS_BY_IMAGE = {
-    "smddp": "training/requirements.txt",  # PyTorch 2.3.0 DLC (SMDDP)
-    "current": "training/requirements-local.txt",  # current DLCs and this repo's venv
-}
+#: Image families: the SMDDP-era DLC (PyTorch <= 2.3.0) and the current DLCs. Each has its own
+#: locked wheelhouse (training/requirements/<family>.lock) that the bundle carries.
+IMAGE_FAMILIES = ("smddp", "current")
+#: Inside the bundle: the wheels it carries, next to requirements.txt (which installs only them).
+WHEELHOUSE_DIR = "wheels"
+#: The input channel the code bundle arrives on (SageMaker downloads it; the job needs no network).
+CODE_CHANNEL = "code"
 
 # --- Channels ----------------------------------------------------------------------------------
 TRAIN_CHANNEL = "train"

@@ -7,6 +7,12 @@ entry point, as inside the real container. The toolkit downloads and unpacks the
 installs its requirements, and launches the entry script with torchrun (N hosts x M processes,
 gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
 
+Like the real container, a host runs in an environment standing in for the image
+(trainops/image_standin.py: torch and the toolkits, no Lightning), so the bundle's requirements
+must install from the bundle; an isolated job (`network_isolation`) runs all its hosts in one
+private network namespace (trainops/netns.py) where only the peers are reachable. Paths under
+/opt/ml in hyperparameters name the host's SageMaker folder.
+
 Hosts are named 127.0.0.1, 127.0.0.2, ...: distinct names that resolve to loopback without
 touching /etc/hosts, sorted as SageMaker sorts hosts (so at most 9 hosts).
 """
@@ -21,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,12 +36,18 @@ from pathlib import Path
 from typing import Protocol
 
 from training import contract
+from trainops.image_standin import image_standin
+from trainops.netns import PrivateNetwork
 
 #: The PyTorch DLC's `SAGEMAKER_TRAINING_MODULE`: what its `train` entry point runs.
 DLC_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
 #: Env var naming the script's checkpoint dir (on SageMaker: /opt/ml/checkpoints).
 CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
 MAX_LOCAL_HOSTS = 9
+#: Where SageMaker mounts a host's folder; locally each host's SAGEMAKER_BASE_DIR.
+SAGEMAKER_ROOT = "/opt/ml"
+#: What a job's processes see as PATH beside the host's own bin (the image's system tools).
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
 
 
@@ -61,6 +72,8 @@ class LocalJobSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     checkpoint_store: CheckpointStore | None = None  # CheckpointConfig.S3Uri
     input_mode: str = "File"
+    image_family: str = "current"  # which training image the hosts stand in for
+    network_isolation: bool = False  # EnableNetworkIsolation: only peers are reachable
 
 
 @dataclass
@@ -107,6 +120,7 @@ class LocalTrainingJob:
         ]
         self._syncer: _CheckpointSync | None = None
         self._lock: _PortLock | None = None
+        self._network: PrivateNetwork | None = None
         self._finish_lock = threading.Lock()
         self._tails: list[threading.Thread] = []
         self.started_at: float | None = None
@@ -121,7 +135,10 @@ class LocalTrainingJob:
             config.mkdir(parents=True, exist_ok=True)
             for sub in ("model", "output/data", "checkpoints", "code"):
                 (host.base_dir / sub).mkdir(parents=True, exist_ok=True)
-            _write_json(config / "hyperparameters.json", dict(self.spec.hyperparameters))
+            _write_json(
+                config / "hyperparameters.json",
+                {k: _host_path(v, host.base_dir) for k, v in self.spec.hyperparameters.items()},
+            )
             _write_json(config / "resourceconfig.json", self._resource_config(host.name, names))
             _write_json(
                 config / "inputdataconfig.json",
@@ -162,21 +179,28 @@ class LocalTrainingJob:
     def start(self) -> None:
         """Start every host's `train` process (non-blocking).
 
-        torchrun's rendezvous port is fixed by the toolkit (7777) and, here, all hosts share
-        one machine: distributed jobs take a machine-wide lock so a second one waits its turn
-        instead of dying with EADDRINUSE.
+        torchrun's rendezvous port is fixed by the toolkit (7777). An isolated job has its own
+        network namespace, hence its own ports; other distributed jobs share this machine's and
+        take a machine-wide lock, so a second one waits its turn instead of dying with
+        EADDRINUSE.
         """
-        if self.spec.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
+        if self.spec.network_isolation:
+            self._network = PrivateNetwork()
+        elif self.spec.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
             self._lock = _PortLock()
         self.prepare()
+        standin = image_standin(self.spec.image_family)
         self.started_at = time.time()
-        train_cmd = str(Path(sys.executable).with_name("train"))
         for host in self.hosts:
-            env = self._host_env(host)
+            bindir = standin.host_env(self.root / "envs" / host.base_dir.name)
+            env = self._host_env(host, bindir)
             host.log_path = self.root / "logs" / f"{host.base_dir.name}.log"
             host.log_path.parent.mkdir(parents=True, exist_ok=True)
+            command = [str(bindir / "train")]
+            if self._network is not None:
+                command = self._network.command(command)
             host.process = subprocess.Popen(
-                [train_cmd],
+                command,
                 env=env,
                 cwd=host.base_dir,
                 stdout=subprocess.PIPE,
@@ -194,13 +218,17 @@ class LocalTrainingJob:
             )
             self._syncer.start()
 
-    def _host_env(self, host: HostRun) -> dict[str, str]:
+    def _host_env(self, host: HostRun, bindir: Path) -> dict[str, str]:
+        # Nothing of this machine's Python setup reaches the "image": no venv, no PYTHONPATH,
+        # and no pip configuration (a local mirror or find-links would hide a wheel the bundle
+        # lacks).
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(
-                ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_")
+                ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_", "PIP_")
             )
+            and k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
         }
         env.update(self.spec.environment)
         env.update(
@@ -212,8 +240,8 @@ class LocalTrainingJob:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "GLOO_SOCKET_IFNAME": "lo",
                 "PYTHONUNBUFFERED": "1",
-                # The image's tools (torchrun, pip) come from this interpreter's environment.
-                "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+                "PIP_CONFIG_FILE": os.devnull,
+                "PATH": os.pathsep.join([str(bindir), _SYSTEM_PATH]),
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
             }
         )
@@ -285,6 +313,9 @@ class LocalTrainingJob:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+            if self._network is not None:
+                self._network.close()
+                self._network = None
             self.ended_at = self.ended_at or time.time()
             return codes
 
@@ -433,6 +464,13 @@ def _group_alive(process: subprocess.Popen[bytes] | None) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def _host_path(value: str, base_dir: Path) -> str:
+    """A hyperparameter naming a path under /opt/ml, as this host's folder."""
+    if value == SAGEMAKER_ROOT or value.startswith(SAGEMAKER_ROOT + "/"):
+        return str(base_dir) + value[len(SAGEMAKER_ROOT) :]
+    return value
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -1,0 +1,209 @@
+"""The wheels a job brings: read the family's lock, fetch each wheel once, check it fits the image.
+
+SageMaker's toolkit runs `python -m pip install -r requirements.txt` in /opt/ml/code when the
+job starts, and the job has no network. So the bundle carries every wheel the image lacks and a
+requirements.txt that installs only from them:
+
+    --no-index
+    --find-links wheels
+    pytorch-lightning==2.2.5 --hash=sha256:...
+
+(pip resolves a relative --find-links against the requirements file's folder; the hashes put
+pip in hash-checking mode, so a tampered or swapped wheel fails the install.)
+
+Wheels are fetched at synth from the lock's pins into a content-addressed cache
+(`$TRAINOPS_WHEEL_CACHE`, default `~/.cache/trainops/wheels/<sha256>/<file>`): a warm synth
+reads files and starts no process. No aws_cdk import: the local runner uses this too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging import tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from infra.image_contents import ImageFamily, family
+from training.contract import WHEELHOUSE_DIR
+
+#: Above this the bundle is refused: every host downloads and unpacks it before training, and a
+#: bundle this size means something from the image (torch, CUDA) slipped into the lock.
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+_LINE = re.compile(
+    r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+)\s+--hash=sha256:(?P<sha>[0-9a-f]{64})"
+    r"\s+#\s*(?P<file>\S+\.whl)\s*$"
+)
+_IN_DIGEST = re.compile(r"\(sha256 (?P<sha>[0-9a-f]{64})\)")
+
+
+class BundleError(ValueError):
+    """The code bundle cannot be built as configured; the message is one line."""
+
+
+@dataclass(frozen=True)
+class LockedWheel:
+    name: str
+    version: str
+    sha256: str
+    filename: str
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version} --hash=sha256:{self.sha256}"
+
+
+@dataclass(frozen=True)
+class Wheelhouse:
+    """What goes into the bundle: requirements.txt's text and the wheel files, by name."""
+
+    requirements: str
+    wheels: tuple[tuple[str, Path], ...]  # (file name, cached path), sorted
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("TRAINOPS_WHEEL_CACHE")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "trainops" / "wheels"
+
+
+def read_lock(fam: ImageFamily) -> list[LockedWheel]:
+    """The lock's pins; refuses a lock older than its .in file (one line saying what to run)."""
+    where = f"training/requirements/{fam.lock.name}"
+    if not fam.lock.is_file():
+        raise BundleError(f"{where} is missing: run `make lock` (needs PyPI)")
+    text = fam.lock.read_text()
+    recorded = _IN_DIGEST.search(text)
+    actual = hashlib.sha256(fam.requirements_in.read_bytes()).hexdigest()
+    if recorded is None or recorded["sha"] != actual:
+        raise BundleError(
+            f"{where} is out of date with {fam.requirements_in.name}: run `make lock` (needs PyPI)"
+        )
+    wheels = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise BundleError(
+                f"{where}:{number}: {line[:80]!r} is not `name==version --hash=sha256:... "
+                "# file.whl`: regenerate it with `make lock`"
+            )
+        wheels.append(LockedWheel(match["name"], match["version"], match["sha"], match["file"]))
+    return wheels
+
+
+def check_fits(wheels: list[LockedWheel], fam: ImageFamily, python: str) -> None:
+    """Every wheel installs on the image's Python and platform (offline, from the file names)."""
+    version = tuple(int(part) for part in python.split("."))
+    abi = "cp" + python.replace(".", "")
+    supported = set(tags.cpython_tags(version, [abi], fam.platform_tags))
+    supported |= set(tags.compatible_tags(version, abi, fam.platform_tags))
+    for wheel in wheels:
+        name, _, _, wheel_tags = parse_wheel_filename(wheel.filename)
+        if canonicalize_name(wheel.name) != name:
+            raise BundleError(f"{wheel.pin}: file {wheel.filename} is another package")
+        if not wheel_tags & supported:
+            raise BundleError(
+                f"{wheel.name}=={wheel.version} ({wheel.filename}) does not install on the "
+                f"image's Python {python} / {fam.platform}: pin a version with a wheel for "
+                f"{abi} or a py3-none-any wheel in {fam.requirements_in.name}, then `make lock`"
+            )
+
+
+def fetch(wheels: list[LockedWheel], fam: ImageFamily, root: Path | None = None) -> list[Path]:
+    """Each wheel's cached path; missing ones downloaded once with pip (hash-checked)."""
+    root = root or cache_dir()
+    missing = [w for w in wheels if not (root / w.sha256 / w.filename).is_file()]
+    if missing:
+        _download(missing, fam, root)
+    return [root / w.sha256 / w.filename for w in wheels]
+
+
+def _download(wheels: list[LockedWheel], fam: ImageFamily, root: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text("".join(f"{w.pin}\n" for w in wheels))
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--implementation=cp",
+            f"--python-version={fam.python}",
+            f"--abi={fam.abi}",
+            *(f"--platform={tag}" for tag in fam.platform_tags),
+            "--dest",
+            f"{tmp}/dl",
+            "-r",
+            str(req),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+            raise BundleError(
+                f"cannot fetch {', '.join(w.name + '==' + w.version for w in wheels)} for "
+                f"{fam.target} (needs PyPI once; later synths use {root}): {' '.join(last)}"
+            )
+        for wheel in wheels:
+            got = Path(tmp) / "dl" / wheel.filename
+            digest = hashlib.sha256(got.read_bytes()).hexdigest() if got.is_file() else None
+            if digest != wheel.sha256:
+                raise BundleError(
+                    f"{wheel.filename}: downloaded sha256 {digest} != locked {wheel.sha256}"
+                )
+            target = root / wheel.sha256 / wheel.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{wheel.filename}.partial")
+            shutil.copyfile(got, partial)
+            os.replace(partial, target)  # readers never see half a wheel
+
+
+def requirements_text(wheels: list[LockedWheel], fam: ImageFamily) -> str:
+    """The bundle's requirements.txt: the wheelhouse only, every file hash-pinned."""
+    lines = [
+        "# Installed by the SageMaker toolkit at job start, with no network: only the wheels in",
+        f"# ./{WHEELHOUSE_DIR}/, for {fam.description}.",
+        f"# Generated at synth from training/requirements/{fam.lock.name}.",
+        "--no-index",
+        f"--find-links {WHEELHOUSE_DIR}",
+        *(w.pin for w in wheels),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_size(files: list[Path], limit: int = MAX_BUNDLE_BYTES) -> None:
+    total = sum(f.stat().st_size for f in files)
+    if total > limit:
+        largest = sorted(files, key=lambda f: f.stat().st_size, reverse=True)[:3]
+        named = ", ".join(f"{f.name} ({f.stat().st_size / 2**20:.0f} MiB)" for f in largest)
+        raise BundleError(
+            f"wheelhouse is {total / 2**20:.0f} MiB, above the {limit / 2**20:.0f} MiB a "
+            f"job should download on every host; largest: {named}: drop what the image ships"
+        )
+
+
+def build(image_family: str, *, python: str | None = None) -> Wheelhouse:
+    """The family's wheelhouse, checked against the image's Python (default: the family's)."""
+    fam = family(image_family)
+    wheels = read_lock(fam)
+    check_fits(wheels, fam, python or fam.python)
+    paths = fetch(wheels, fam)
+    check_size(paths)
+    return Wheelhouse(
+        requirements=requirements_text(wheels, fam),
+        wheels=tuple(sorted((p.name, p) for p in paths)),
+    )

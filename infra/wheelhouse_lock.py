@@ -1,0 +1,170 @@
+"""`make lock`: resolve what each image family's jobs need into a hashed wheel lock.
+
+    python -m infra.wheelhouse_lock [FAMILY ...]      (needs PyPI; synth never does)
+
+For each family, pip resolves twice for the image's Python and platform, binary wheels only:
+the image's own packages alone (closure A), then the image's packages plus
+`training/requirements/<family>.in` (closure B). The lock is B minus A: exactly what the image
+lacks, at versions compatible with what it ships; torch and its CUDA packages never appear.
+Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned:
+it fits every image family's Python and the emulator's, and the packages concerned (aiohttp and
+its helpers) are not on the training hot path.
+
+Each line is a pip requirement pinned to one file's sha256, with the file name as a comment
+(synth checks its tags offline). The header records the .in file's sha256, so a stale lock fails
+synth with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from infra.image_contents import FAMILIES, ImageFamily, family
+
+#: PEP 691 JSON form of PyPI's simple index (files of every version, with sha256 digests).
+PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
+
+
+def pip_env() -> dict[str, str]:
+    """pip with no machine-local config (mirrors, find-links, constraints): the lock must name
+    what PyPI serves, for anyone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, str]]:
+    """canonical name -> {name, version, url, sha256} of pip's resolution for the family."""
+    with tempfile.TemporaryDirectory() as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text("\n".join(requirements) + "\n")
+        report = Path(tmp) / "report.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--only-binary=:all:",
+            "--implementation=cp",
+            f"--python-version={fam.python}",
+            f"--abi={fam.abi}",
+            *(f"--platform={tag}" for tag in fam.platform_tags),
+            f"--target={tmp}/target",
+            f"--report={report}",
+            "-r",
+            str(req),
+        ]
+        done = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+            raise SystemExit(
+                f"lock {fam.name}: cannot resolve {', '.join(requirements[-3:])} for "
+                f"{fam.target}: {' '.join(last)}"
+            )
+        items = json.loads(report.read_text())["install"]
+    out = {}
+    for item in items:
+        meta, info = item["metadata"], item["download_info"]
+        algo, _, digest = info["archive_info"]["hash"].partition("=")
+        assert algo == "sha256", info
+        out[canonicalize_name(meta["name"])] = {
+            "name": meta["name"],
+            "version": meta["version"],
+            "url": info["url"],
+            "sha256": digest,
+        }
+    return out
+
+
+def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
+    """The same version's py3-none-any wheel, when PyPI has one."""
+    if entry["url"].endswith("-py3-none-any.whl"):
+        return entry
+    request = urllib.request.Request(
+        PYPI_SIMPLE.format(name=canonicalize_name(entry["name"])),
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        files = json.load(response)["files"]
+    for f in files:
+        name, version, _, tags = (
+            parse_wheel_filename(f["filename"])
+            if f["filename"].endswith(".whl")
+            else (None, None, None, frozenset())
+        )
+        pure = any(t.abi == "none" and t.platform == "any" for t in tags)
+        if pure and name == canonicalize_name(entry["name"]) and str(version) == entry["version"]:
+            return {**entry, "url": f["url"], "sha256": f["hashes"]["sha256"]}
+    return entry
+
+
+def requirement_lines(path: Path) -> list[str]:
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line]
+
+
+def in_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def lock_family(fam: ImageFamily) -> str:
+    """The lock file's text for one family."""
+    wanted = requirement_lines(fam.requirements_in)
+    image = resolve(fam, list(fam.ships))
+    both = resolve(fam, [*fam.ships, *wanted])
+    clash = sorted(name for line in wanted if (name := canonicalize_name(_name_of(line))) in image)
+    if clash:
+        raise SystemExit(
+            f"lock {fam.name}: {', '.join(clash)} already ship(s) with the image "
+            f"({fam.description}): remove from {fam.requirements_in.name}"
+        )
+    entries = [prefer_pure(both[name]) for name in sorted(set(both) - set(image))]
+    header = [
+        f"# Wheelhouse lock, image family {fam.name!r}: {fam.description} ({fam.target}).",
+        f"# Generated by `make lock` from {fam.requirements_in.name} "
+        f"(sha256 {in_digest(fam.requirements_in)}); do not edit.",
+        "# The image already ships (with their dependencies): "
+        + ", ".join(_name_of(s) for s in fam.ships),
+    ]
+    body = [
+        f"{e['name']}=={e['version']} --hash=sha256:{e['sha256']}  # {e['url'].rsplit('/', 1)[1]}"
+        for e in entries
+    ]
+    return "\n".join(header + body) + "\n"
+
+
+def _name_of(requirement: str) -> str:
+    for sep in ("==", ">=", "<=", "<", ">", "~=", "!=", "[", ";", " "):
+        requirement = requirement.split(sep, 1)[0]
+    return requirement.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("families", nargs="*", metavar="FAMILY", help=", ".join(FAMILIES))
+    args = parser.parse_args(argv)
+    for name in args.families or list(FAMILIES):
+        fam = family(name)
+        text = lock_family(fam)
+        fam.lock.write_text(text)
+        count = sum(1 for line in text.splitlines() if not line.startswith("#"))
+        print(f"{fam.lock.relative_to(fam.lock.parents[2])}: {count} wheels for {fam.target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""A stand-in for the training image: this interpreter with only what the image ships.
+
+A local job must not see what the bundle has to bring (Lightning, torchmetrics, ...): the dev
+venv has them all, so running jobs there would hide a bundle that cannot install. The stand-in
+is a package folder holding links to this venv's copies of the image's packages (torch, numpy,
+the toolkits, pip, ... and what they depend on) plus pinned overrides where the image's version
+matters (the 2.3.0 image's setuptools still has `pkg_resources`, which Lightning 2.2.5 imports).
+Each simulated host gets a fresh, pip-less venv that sees that folder through a `.pth` file, so
+the toolkit's own `pip install -r requirements.txt` installs the bundle into the host's venv and
+nothing leaks between hosts or jobs. Console scripts (`train`, `torchrun`, `pip`) are re-created
+for the host's interpreter.
+
+The folder is built once per family and venv, content-addressed under the wheel cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from infra import wheelhouse
+from infra.image_contents import FAMILIES, family
+
+#: Present in every SageMaker PyTorch image besides the family's own list.
+_ALWAYS = ("pip", "sagemaker-training", "sagemaker-pytorch-training", "torch")
+#: Versions that differ in a way jobs notice, installed instead of this venv's copy.
+OVERRIDES = {"smddp": ("setuptools==80.9.0",), "current": ()}
+
+
+@dataclass(frozen=True)
+class ImageStandIn:
+    family: str
+    site: Path  # the image's packages
+
+    def host_env(self, dest: Path) -> Path:
+        """A fresh venv at `dest` that sees the image's packages; returns its bin folder."""
+        if dest.exists():
+            shutil.rmtree(dest)
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(dest)
+        purelib = Path(
+            sysconfig.get_path("purelib", vars={"base": str(dest), "platbase": str(dest)})
+        )
+        purelib.mkdir(parents=True, exist_ok=True)
+        (purelib / "_image_standin.pth").write_text(
+            f"import site; site.addsitedir({str(self.site)!r})\n"
+        )
+        bindir = dest / "bin"
+        for name, target in _console_scripts(self.site).items():
+            script = bindir / name
+            module, _, attr = target.partition(":")
+            head, _, rest = attr.partition(".")
+            call = f"{head}.{rest}" if rest else head
+            script.write_text(
+                f"#!{bindir / 'python'}\nimport sys\nfrom {module} import {head}\n"
+                f"sys.exit({call}())\n"
+            )
+            script.chmod(0o755)
+        return bindir
+
+
+def image_standin(family_name: str) -> ImageStandIn:
+    """The stand-in for `family_name`, built on first use (atomically: concurrent jobs agree)."""
+    fam = family(family_name)
+    brought = _brought_by_bundles()
+    names = sorted(
+        _closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought,
+    )
+    overrides = OVERRIDES[fam.name]
+    key = hashlib.sha256(
+        "\n".join([sys.prefix, fam.name, *names, *overrides]).encode()
+    ).hexdigest()[:16]
+    site = wheelhouse.cache_dir().parent / "standins" / f"{fam.name}-{key}"
+    if not site.is_dir():
+        _build_site(site, names, overrides)
+    return ImageStandIn(fam.name, site)
+
+
+def _brought_by_bundles() -> set[str]:
+    """Every package some family's bundle carries: never part of any stand-in image."""
+    return {canonicalize_name(w.name) for f in FAMILIES.values() for w in wheelhouse.read_lock(f)}
+
+
+def _closure(roots: list[str]) -> set[str]:
+    """Canonical names of the installed distributions `roots` need (extras not followed)."""
+    seen: set[str] = set()
+    todo = [canonicalize_name(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue  # not in this venv: the image has it, jobs here do without it
+        seen.add(name)
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
+    return seen
+
+
+def _build_site(site: Path, names: list[str], overrides: tuple[str, ...]) -> None:
+    tmp = site.with_name(f".{site.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    replaced = {canonicalize_name(Requirement(o).name) for o in overrides}
+    for name in names:
+        if name in replaced:
+            continue
+        dist = md.distribution(name)
+        base = Path(str(dist.locate_file("")))
+        for top in sorted({Path(str(f)).parts[0] for f in dist.files or []} - {".."}):
+            link = tmp / top
+            if not link.exists() and (base / top).exists():
+                link.symlink_to(base / top)
+    if overrides:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(tmp),
+                *list(overrides),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"image stand-in: cannot install {' '.join(overrides)} (needs PyPI once): "
+                + (done.stderr.strip().splitlines() or ["?"])[-1]
+            )
+    try:
+        os.replace(tmp, site)
+    except OSError:  # another job built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _console_scripts(site: Path) -> dict[str, str]:
+    scripts = {}
+    for dist in md.distributions(path=[str(site)]):
+        for ep in dist.entry_points:
+            if ep.group == "console_scripts":
+                scripts[ep.name] = ep.value
+    return scripts
