@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo local-train test test-fast lint synth bench clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements-local.txt constraints.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements/local.txt constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt

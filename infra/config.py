@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from infra.image_contents import family_for_framework
 from training import contract
 
 
@@ -490,6 +491,9 @@ class TrainingConfig:
     max_azs: int = 2
     removal_policy: str = "retain"  # retain | destroy
     encrypt_inter_container_traffic: bool = False
+    #: EnableNetworkIsolation: the container reaches only its peers (code arrives as a channel,
+    #: dependencies as wheels in it). false needs an egress path this stack does not build.
+    network_isolation: bool = True
     max_capacity_retries: int = 3
     tags: dict[str, str] = field(default_factory=dict)
     # --- added by the stack (issue 3) ---
@@ -512,10 +516,14 @@ class TrainingConfig:
         return "gpu" if self.gpus_per_instance else "cpu"
 
     @property
+    def python_version(self) -> str:
+        """The image's Python as `3.11` (py_version is `py311`)."""
+        return f"{self.py_version[2]}.{self.py_version[3:]}"
+
+    @property
     def image_family(self) -> str:
-        """Key of contract.REQUIREMENTS_BY_IMAGE: the SMDDP-era DLC (<= 2.3.0) or a current one."""
-        old = _version_tuple(self.framework_version) <= _version_tuple(SMDDP_FRAMEWORK_RANGE[1])
-        return "smddp" if old else "current"
+        """One of contract.IMAGE_FAMILIES: the SMDDP-era DLC (<= 2.3.0) or a current one."""
+        return family_for_framework(self.framework_version)
 
     @property
     def launcher_flag(self) -> str | None:
@@ -642,6 +650,7 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
     out["encrypt_inter_container_traffic"] = _as_bool(
         "encrypt_inter_container_traffic", v["encrypt_inter_container_traffic"]
     )
+    out["network_isolation"] = _as_bool("network_isolation", v["network_isolation"])
     out["max_capacity_retries"] = _range(
         "max_capacity_retries", v["max_capacity_retries"], 0, MAX_CAPACITY_RETRIES
     )

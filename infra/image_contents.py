@@ -109,6 +109,25 @@ FAMILIES: dict[str, ImageFamily] = {
 assert tuple(FAMILIES) == contract.IMAGE_FAMILIES
 
 
+#: The newest PyTorch version of the SMDDP-era images; later ones are "current".
+LAST_SMDDP_FRAMEWORK = (2, 3, 0)
+
+
+def family_for_framework(version: str) -> str:
+    """`2.3.0` -> smddp, `2.10.0` -> current."""
+    parsed = tuple(int(part) for part in version.split(".")[:3])
+    return "smddp" if parsed <= LAST_SMDDP_FRAMEWORK else "current"
+
+
+def family_for_image(image_uri: str) -> str:
+    """The family of a `.../pytorch-training:<version>-<cpu|gpu>-<py>...` image URI."""
+    tag = image_uri.rsplit(":", 1)[-1]
+    version = tag.split("-", 1)[0]
+    if not all(part.isdigit() for part in version.split(".")):
+        raise ValueError(f"image {image_uri!r}: expected a pytorch-training:<version>-... tag")
+    return family_for_framework(version)
+
+
 def family(name: str) -> ImageFamily:
     """The family by name, or one line naming the allowed ones."""
     try:

@@ -1,5 +1,8 @@
 """The training code as a CDK file asset: one reproducible sourcedir.tar.gz, uploaded as-is.
 
+The archive carries the wheels its image family lacks (infra/wheelhouse.py), checked at synth
+against the image's Python; the job receives it as the `code` input channel.
+
 Built at synth into `<cloud assembly>/.sourcedir/<family>/sourcedir.tar.gz` and staged by
 `aws_s3_assets.Asset` (packaging FILE, key `<sha256-of-bytes>.gz`), so the asset hash follows
 the bytes: `touch` leaves it alone, any code change moves it.
@@ -13,6 +16,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from infra import wheelhouse
 from infra.sourcedir import ARCHIVE_NAME, REPO_ROOT, build_sourcedir
 
 
@@ -25,6 +29,7 @@ class SourceBundle(Construct):
         construct_id: str,
         *,
         image_family: str,
+        python: str | None = None,
         root: Path = REPO_ROOT,
         build_dir: Path | None = None,
     ) -> None:
@@ -33,7 +38,10 @@ class SourceBundle(Construct):
             outdir = Path(cdk.Stage.of(self).outdir if cdk.Stage.of(self) else ".")
             build_dir = outdir / ".sourcedir" / image_family
         archive = Path(build_dir) / ARCHIVE_NAME
-        self.sha256 = build_sourcedir(archive, image_family=image_family, root=root)
+        house = wheelhouse.build(image_family, python=python)
+        self.sha256 = build_sourcedir(
+            archive, image_family=image_family, root=root, wheelhouse=house
+        )
         self.asset = s3_assets.Asset(
             self,
             "Asset",
@@ -44,3 +52,7 @@ class SourceBundle(Construct):
         self.bucket = self.asset.bucket
         self.object_key = self.asset.s3_object_key
         self.s3_uri: str = self.bucket.s3_url_for_object(self.object_key)
+        #: The object's name in the code channel (/opt/ml/input/data/code/<file_name>).
+        if cdk.Token.is_unresolved(self.object_key):
+            raise ValueError("the code asset's object key must be known at synth")
+        self.file_name = self.object_key.rsplit("/", 1)[-1]

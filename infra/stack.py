@@ -49,7 +49,9 @@ class TrainingStack(cdk.Stack):
             self, "Network", config=config, flow_log_bucket=self.storage.access_log_bucket
         )
         self.image = TrainingImage(self, "Image", config=config)
-        self.code = SourceBundle(self, "Code", image_family=config.image_family)
+        self.code = SourceBundle(
+            self, "Code", image_family=config.image_family, python=config.python_version
+        )
         self.execution = ExecutionRole(
             self,
             "Execution",
@@ -75,6 +77,7 @@ class TrainingStack(cdk.Stack):
             subnet_ids=self.network.subnet_ids,
             image_uri=self.image.image_uri,
             code_s3_uri=self.code.s3_uri,
+            code_file_name=self.code.file_name,
         )
         self.schedule = (
             RetrainingSchedule(

@@ -64,6 +64,7 @@ class TrainingWorkflow(Construct):
         subnet_ids: list[str],
         image_uri: str,
         code_s3_uri: str,
+        code_file_name: str = "sourcedir.tar.gz",
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -89,6 +90,7 @@ class TrainingWorkflow(Construct):
             role_arn=execution_role.role_arn,
             image_uri=image_uri,
             code_s3_uri=code_s3_uri,
+            code_file_name=code_file_name,
             topic_arn=self.topic.topic_arn,
             data_bucket_name=data_bucket.bucket_name,
             artifacts_bucket_name=artifacts_bucket.bucket_name,

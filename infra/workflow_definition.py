@@ -147,6 +147,9 @@ class WorkflowSettings:
     checkpointing: bool = True
     keep_alive_s: int = 0
     encrypt_inter_container_traffic: bool = False
+    network_isolation: bool = True
+    #: Name of the bundle object inside the code channel (the asset key's last part).
+    code_file_name: str = "sourcedir.tar.gz"
     max_capacity_retries: int = 3
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -171,6 +174,7 @@ class WorkflowSettings:
             "checkpointing",
             "keep_alive_s",
             "encrypt_inter_container_traffic",
+            "network_isolation",
             "max_capacity_retries",
             "hyperparameters",
             "tags",
@@ -385,7 +389,11 @@ def _framework_hyperparameters(s: WorkflowSettings, name_expr: str) -> dict:
     """Script-mode keys of the sagemaker-training toolkit (all strings)."""
     hps: dict[str, Any] = {
         "sagemaker_program": contract.ENTRY_POINT,
-        "sagemaker_submit_directory": s.code_s3_uri,
+        # The bundle arrives as the `code` channel (SageMaker downloads it, so the container
+        # needs no network); the toolkit unpacks a local tar.gz path like an s3:// one.
+        "sagemaker_submit_directory": (
+            f"{contract.CHANNEL_ROOT}/{contract.CODE_CHANNEL}/{s.code_file_name}"
+        ),
         "sagemaker_region": s.region,
         "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
         "sagemaker_job_name.$": name_expr,
@@ -419,7 +427,19 @@ def _training_request(s: WorkflowSettings) -> dict:
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },
-            }
+            },
+            {
+                "ChannelName": contract.CODE_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": s.code_s3_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                # A plain file on local disk, whatever the data channels use.
+                "InputMode": "File",
+            },
         ],
         "OutputDataConfig": {
             "S3OutputPath": f"s3://{s.artifacts_bucket_name}/{OUTPUT_PREFIX}",
@@ -447,10 +467,10 @@ def _training_request(s: WorkflowSettings) -> dict:
             ),
         },
         "EnableInterContainerTrafficEncryption": bool(s.encrypt_inter_container_traffic),
-        # Script mode downloads sagemaker_submit_directory from S3 and pip-installs the bundle's
-        # requirements inside the container: network isolation would break both. The VPC
-        # (security group, endpoints) is the boundary instead.
-        "EnableNetworkIsolation": False,
+        # On by default: the code is a channel and its requirements install from the bundle's
+        # wheels, so nothing in the container needs a network path beyond its peers; channel
+        # downloads, checkpoint sync, logs and the model upload are done by SageMaker.
+        "EnableNetworkIsolation": bool(s.network_isolation),
         "Tags": [
             {"Key": "trainops:run-id", "Value.$": "$.run_id"},
             {"Key": "trainops:trigger", "Value.$": "$.run.trigger"},

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.image_contents import family_for_image
 from trainops.local_job import LocalJobSpec, LocalTrainingJob
 
 #: What SageMaker reports when it cannot get instances (the state machine retries on it).
@@ -268,6 +269,8 @@ class LocalJobRun(threading.Thread):
             if checkpoint
             else None,
             input_mode=req["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+            image_family=family_for_image(req["AlgorithmSpecification"]["TrainingImage"]),
+            network_isolation=bool(req.get("EnableNetworkIsolation", False)),
         )
 
     def _supervise(self) -> str:

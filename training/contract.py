@@ -28,6 +28,8 @@ VALIDATION_CHANNEL = "validation"
 CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL)
 
 # --- Locations inside the container ------------------------------------------------------------
+#: Where SageMaker puts each input channel: <CHANNEL_ROOT>/<channel name>/...
+CHANNEL_ROOT = "/opt/ml/input/data"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHECKPOINT_FILE = "last.ckpt"
 #: The checkpoint before last.ckpt, kept so a truncated or corrupt last.ckpt is not fatal.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import tarfile
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from infra import wheelhouse
+from infra.image_contents import family
 from infra.sourcedir import REPO_ROOT, build_sourcedir, build_sourcedir_bytes
 from training import contract
 
@@ -35,18 +38,24 @@ def _names(data: bytes) -> list[str]:
         return tar.getnames()
 
 
-def test_layout_and_requirements_per_image_family(source_tree):
-    for family, requirements in contract.REQUIREMENTS_BY_IMAGE.items():
-        data = build_sourcedir_bytes(source_tree, image_family=family)
+def test_layout_requirements_and_wheels_per_image_family(source_tree):
+    for name in contract.IMAGE_FAMILIES:
+        data = build_sourcedir_bytes(source_tree, image_family=name)
         names = _names(data)
-        assert names[0] == "requirements.txt" or "requirements.txt" in names
+        assert "requirements.txt" in names
         assert contract.ENTRY_POINT.split("/")[0] + "/contract.py" in names
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests" in n]
+        assert not [n for n in names if n.startswith("training/requirements")]  # lock inputs
         assert names == sorted(names)
+        locked = wheelhouse.read_lock(family(name))
+        wheels = sorted(n.split("/", 1)[1] for n in names if n.startswith("wheels/"))
+        assert wheels == sorted(w.filename for w in locked)
+        assert {"pytorch-lightning", "torchmetrics"} <= {w.name for w in locked}
+        assert not [w for w in wheels if w.startswith(("torch-", "nvidia", "triton", "numpy"))]
         import io
 
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            req = tar.extractfile("requirements.txt").read()
+            req = tar.extractfile("requirements.txt").read().decode()
             for member in tar.getmembers():
                 assert (member.mtime, member.uid, member.gid, member.uname, member.gname) == (
                     0,
@@ -56,7 +65,12 @@ def test_layout_and_requirements_per_image_family(source_tree):
                     "",
                 )
                 assert member.mode in (0o644, 0o755)
-        assert req == (source_tree / requirements).read_bytes()
+            for wheel in locked:  # the bytes in the bundle are the locked bytes
+                blob = tar.extractfile(f"wheels/{wheel.filename}").read()
+                assert hashlib.sha256(blob).hexdigest() == wheel.sha256
+        lines = [line for line in req.splitlines() if line and not line.startswith("#")]
+        assert lines[:2] == ["--no-index", "--find-links wheels"]
+        assert lines[2:] == [w.pin for w in locked]
         header = gzip.GzipFile(fileobj=io.BytesIO(data))
         header.read(1)
         assert header.mtime == 0

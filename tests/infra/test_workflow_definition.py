@@ -258,7 +258,7 @@ def test_default_input(moto_env):
         "epochs": "20",  # config overrides the contract default
         "model_name": "donut",
         "sagemaker_program": contract.ENTRY_POINT,
-        "sagemaker_submit_directory": SETTINGS.code_s3_uri,
+        "sagemaker_submit_directory": "/opt/ml/input/data/code/sourcedir.tar.gz",
         "sagemaker_region": REGION,
         "sagemaker_container_log_level": "20",
         "sagemaker_job_name": expected_name,
@@ -280,7 +280,18 @@ def test_default_input(moto_env):
                     "S3DataDistributionType": "FullyReplicated",
                 }
             },
-        }
+        },
+        {
+            "ChannelName": "code",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": SETTINGS.code_s3_uri,
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "InputMode": "File",
+        },
     ]
     assert request["OutputDataConfig"] == {
         "S3OutputPath": "s3://artifacts-bucket/models/",
@@ -304,7 +315,7 @@ def test_default_input(moto_env):
         "MetricDefinitions": contract.metric_definitions(),
     }
     assert request["RoleArn"] == SETTINGS.role_arn
-    assert request["EnableNetworkIsolation"] is False
+    assert request["EnableNetworkIsolation"] is True
     assert request["Environment"]["TRAINOPS_EXECUTION_ARN"] == result["arn"]
     rdzv = f"timeout={contract.HYPERPARAMETERS['dist_timeout_s'].default}"
     assert request["Environment"][contract.RDZV_CONF_ENV] == rdzv

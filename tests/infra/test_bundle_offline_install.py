@@ -1,0 +1,179 @@
+"""The synthesized bundle installs with no network into an image stand-in, then imports.
+
+What AWS enforces: the training image has torch and the toolkits but no Lightning, the job has
+no route to PyPI, and the toolkit runs `python -m pip install -r requirements.txt` in the code
+folder at start. Here: the toolkit's own install step, inside a private network namespace
+(loopback only), in a fresh host venv that sees only the image's packages; then every module of
+the bundle is imported. The bundle shipped before the wheelhouse fails exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from infra import wheelhouse
+from infra.image_contents import FAMILIES
+from infra.sourcedir import build_sourcedir_bytes
+from trainops.image_standin import image_standin
+from trainops.netns import PrivateNetwork
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+#: What the bundle's requirements.txt said before the wheelhouse (the regression case).
+LEGACY_REQUIREMENTS = "pytorch-lightning==2.2.5\ntorchmetrics==1.4.0\n"
+#: Must come from the image (the stand-in's folder), never from what the install added.
+IMAGE_PACKAGES = ("torch", "numpy", "fsspec", "packaging", "sagemaker_training")
+
+
+@pytest.fixture(scope="module")
+def network():
+    net = PrivateNetwork()
+    yield net
+    net.close()
+
+
+def _image_env() -> dict[str, str]:
+    """The container's environment: none of this machine's pip configuration or venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    for key in ("PYTHONPATH", "VIRTUAL_ENV"):
+        env.pop(key, None)
+    env.update({"PIP_CONFIG_FILE": os.devnull, "PYTHONDONTWRITEBYTECODE": "1"})
+    return env
+
+
+def _toolkit_install(bindir: Path, code: Path, network: PrivateNetwork):
+    """sagemaker_training.modules.install_requirements, as the toolkit calls it at job start."""
+    step = (
+        "from sagemaker_training import modules; "
+        f"modules.install_requirements({str(code)!r}, capture_error=True)"
+    )
+    env = {**_image_env(), "PATH": f"{bindir}:/usr/bin:/bin"}
+    return subprocess.run(
+        network.command([str(bindir / "python"), "-c", step]),
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _unpack(bundle: bytes, into: Path) -> Path:
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _bundle_modules(code: Path) -> list[str]:
+    return sorted(
+        ".".join(p.relative_to(code).with_suffix("").parts).removesuffix(".__init__")
+        for p in (code / "training").rglob("*.py")
+    )
+
+
+@pytest.fixture(scope="module")
+def synthesized_bundles(default_synth) -> dict[str, bytes]:
+    """smddp: the asset of the default synth (p4d, SMDDP image); current: the same builder."""
+    smddp = default_synth.outdir / ".sourcedir" / "smddp" / "sourcedir.tar.gz"
+    assert default_synth.stack.config.image_family == "smddp"
+    return {"smddp": smddp.read_bytes(), "current": build_sourcedir_bytes(image_family="current")}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_bundle_installs_offline_and_imports(family, synthesized_bundles, network, tmp_path):
+    code = _unpack(synthesized_bundles[family], tmp_path / "code")
+    bindir = image_standin(family).host_env(tmp_path / "env")
+    assert subprocess.run(
+        [str(bindir / "python"), "-c", "import pytorch_lightning"], capture_output=True
+    ).returncode, "the stand-in image must lack Lightning"
+
+    done = _toolkit_install(bindir, code, network)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    installed = subprocess.run(
+        [
+            str(bindir / "python"),
+            "-m",
+            "pip",
+            "list",
+            "--format=freeze",
+            "--path",
+            str(next((tmp_path / "env" / "lib").glob("python*/site-packages"))),
+        ],
+        env=_image_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    locked = {w.name.lower(): w.version for w in wheelhouse.read_lock(FAMILIES[family])}
+    got = dict(line.lower().split("==") for line in installed.split())
+    assert got == locked  # exactly the wheelhouse, nothing from the image reinstalled
+    assert "Uninstalling" not in done.stdout
+
+    modules = _bundle_modules(code)
+    assert "training.train" in modules and "training.module" in modules
+    check = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"for name in {IMAGE_PACKAGES!r}:\n"
+        "    assert 'standins' in importlib.import_module(name).__file__, name\n"
+        "import pytorch_lightning, torchmetrics\n"
+        "print(pytorch_lightning.__version__, torchmetrics.__version__)\n"
+    )
+    imported = subprocess.run(
+        network.command([str(bindir / "python"), "-c", check]),
+        cwd=code,
+        env=_image_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    assert imported.stdout.split() == [locked["pytorch-lightning"], locked["torchmetrics"]]
+
+
+def test_current_wheelhouse_resolves_offline_for_the_images_python(synthesized_bundles, tmp_path):
+    """The current image is Python 3.13: pip, told that interpreter and platform, accepts the
+    wheelhouse alone (this machine runs 3.11, so this part is pip's resolver, not an install)."""
+    fam = FAMILIES["current"]
+    code = _unpack(synthesized_bundles["current"], tmp_path / "code")
+    cmd = [
+        "python3",
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--no-deps",
+        "--only-binary=:all:",
+        f"--python-version={fam.python}",
+        "--implementation=cp",
+        f"--abi={fam.abi}",
+        *(f"--platform={tag}" for tag in fam.platform_tags),
+        f"--target={tmp_path / 'target'}",
+        "-r",
+        "requirements.txt",
+    ]
+    done = subprocess.run(cmd, cwd=code, env=_image_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Would install" in done.stdout and "pytorch-lightning-2.6.6" in done.stdout
+
+
+def test_the_bundle_before_the_wheelhouse_fails_as_on_aws(network, tmp_path):
+    """Regression: requirements that name PyPI packages cannot install with no network."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "requirements.txt").write_text(LEGACY_REQUIREMENTS)
+    bindir = image_standin("smddp").host_env(tmp_path / "env")
+    done = _toolkit_install(bindir, code, network)
+    assert done.returncode != 0
+    assert "No matching distribution found for pytorch-lightning==2.2.5" in (
+        done.stdout + done.stderr
+    )
