@@ -8,6 +8,7 @@ works too. cdk-nag's AwsSolutions checks run on every synth.
 import sys
 
 from infra.config import ConfigError
+from infra.wheelhouse import BundleError
 
 
 def main() -> int:
@@ -20,6 +21,9 @@ def main() -> int:
             f"configuration error (cdk.json training / -c training.KEY=VALUE): {error}",
             file=sys.stderr,
         )
+        return 2
+    except BundleError as error:
+        print(f"code bundle error (training/requirements/): {error}", file=sys.stderr)
         return 2
     app.synth()
     return 0
