@@ -61,8 +61,9 @@ def test_a_binary_wheel_for_another_python_fails_with_one_line():
 
 def test_a_stale_lock_fails_synth_naming_the_command(tmp_path):
     fam = FAMILIES["smddp"]
+    original = fam.requirements_in.read_text()
     edited = tmp_path / "smddp.in"
-    edited.write_text(fam.requirements_in.read_text() + "jsonargparse==4.27.7\n")
+    edited.write_text(original + "jsonargparse==4.27.7\n")
     copy = tmp_path / "smddp.lock"
     copy.write_text(fam.lock.read_text())
     with pytest.MonkeyPatch.context() as mp:
@@ -70,7 +71,7 @@ def test_a_stale_lock_fails_synth_naming_the_command(tmp_path):
         mp.setattr(type(fam), "lock", property(lambda self: copy))
         with pytest.raises(BundleError, match=r"smddp.lock is out of date with smddp.in: run"):
             wheelhouse.read_lock(fam)
-        edited.write_text(fam.requirements_in.read_text())  # back in step: accepted
+        edited.write_text(original)  # back in step with the lock: accepted
         assert wheelhouse.read_lock(fam)
 
 
