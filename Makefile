@@ -18,7 +18,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo local-train test test-fast lint synth bench clean
+.PHONY: setup demo local-train test test-fast lint synth bench lock clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements/local.txt constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,6 +55,10 @@ lint: setup
 
 synth: setup
 	npx cdk synth --quiet
+
+## Re-resolve each image family's wheels (training/requirements/*.in -> *.lock); needs PyPI.
+lock: setup
+	$(BIN)/python -m infra.wheelhouse_lock
 
 ## Every benchmark: each prints its side-by-side measurements and ratio.
 bench: setup

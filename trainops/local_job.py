@@ -184,6 +184,21 @@ class LocalTrainingJob:
         take a machine-wide lock, so a second one waits its turn instead of dying with
         EADDRINUSE.
         """
+        try:
+            self._launch()
+        except BaseException:
+            self._release()  # a job that could not start holds no lock and no namespace
+            for host in self.hosts:
+                _signal_group(host.process, signal.SIGKILL)
+            raise
+        if self.spec.checkpoint_store is not None:
+            self._syncer = _CheckpointSync(
+                [h.checkpoint_dir for h in self.hosts], self.spec.checkpoint_store
+            )
+            self._syncer.start()
+
+    def _launch(self) -> None:
+        """Take the network (namespace or port lock), lay out the hosts, start their processes."""
         if self.spec.network_isolation:
             self._network = PrivateNetwork()
         elif self.spec.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
@@ -212,11 +227,6 @@ class LocalTrainingJob:
             tail = threading.Thread(target=self._pump, args=(host,), daemon=True)
             tail.start()
             self._tails.append(tail)
-        if self.spec.checkpoint_store is not None:
-            self._syncer = _CheckpointSync(
-                [h.checkpoint_dir for h in self.hosts], self.spec.checkpoint_store
-            )
-            self._syncer.start()
 
     def _host_env(self, host: HostRun, bindir: Path) -> dict[str, str]:
         # Nothing of this machine's Python setup reaches the "image": no venv, no PYTHONPATH,
@@ -310,14 +320,18 @@ class LocalTrainingJob:
                 tail.join(timeout=5)
             if self._syncer is not None:
                 self._syncer.stop()
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
-            if self._network is not None:
-                self._network.close()
-                self._network = None
+            self._release()
             self.ended_at = self.ended_at or time.time()
             return codes
+
+    def _release(self) -> None:
+        """Give back the machine-wide port lock and the private network, once."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self._network is not None:
+            self._network.close()
+            self._network = None
 
     # --- results ---------------------------------------------------------------------------
     def model_files(self) -> list[Path]:
@@ -492,13 +506,15 @@ def summarize_failure(text: str) -> str:
     return f"{summary} ({hint})" if hint and hint not in summary else summary
 
 
+#: pip's own error lines: the toolkit's install step failed (a requirement not in the bundle).
+_PIP_ERROR = "ERROR: "
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): \S")
 
 
 def _has_details(text: str) -> bool:
     lines = [line.strip() for line in text.splitlines()]
     return "Root Cause" in text or any(
-        line.startswith("error: ") or _EXCEPTION_LINE.match(line) for line in lines
+        line.startswith(("error: ", _PIP_ERROR)) or _EXCEPTION_LINE.match(line) for line in lines
     )
 
 
@@ -533,6 +549,9 @@ def _summarize(lines: list[str]) -> str:
     if errors:  # the script's own one-line error, tagged with torchrun's root-cause rank
         tagged = root and not errors[-1].startswith(("rank ", "process group"))
         return f"{root[0].split(' exited')[0]}: {errors[-1]}" if tagged else errors[-1]
+    pip_errors = [line[len(_PIP_ERROR) :] for line in lines if line.startswith(_PIP_ERROR)]
+    if pip_errors:  # the script never ran: pip's last word says which requirement is missing
+        return f"installing requirements.txt failed: {pip_errors[-1]}"
     exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
     if exceptions:
         return exceptions[-1][:500]  # a raw log: torchrun's own traceback (script never ran)

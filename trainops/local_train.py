@@ -47,6 +47,7 @@ def run_local_training(
     job_name: str | None = None,
     checkpoint_store: Path | None = None,
     timeout_s: float | None = None,
+    network_isolation: bool = True,
     echo=print,
 ) -> LocalResult:
     """Build the bundle, lay out the hosts, run them to completion and collect the outcome."""
@@ -71,6 +72,7 @@ def run_local_training(
         instance_count=hosts,
         channels=channels,
         checkpoint_store=DirCheckpointStore(checkpoint_store or job_root / "checkpoint-store"),
+        network_isolation=network_isolation,  # as the stack runs jobs: peers only
     )
     job = LocalTrainingJob(spec, job_root.resolve(), echo=echo)
     started = time.monotonic()

@@ -70,6 +70,7 @@ BAD = [
         {**SPOT, "checkpointing": False},
         "checkpointing=False: spot=true needs checkpointing=true to resume",
     ),
+    ({"network_isolation": "maybe"}, "network_isolation='maybe': expected true or false"),
     (
         {"input_mode": "Pipe"},
         "input_mode='Pipe': training/ reads files, not FIFOs: use File or FastFile",

@@ -581,3 +581,14 @@ def test_backoff_table_is_exponential_and_capped():
     assert wd.backoff_table(5, 300, 3600) == [300, 600, 1200, 2400, 3600]
     states = wd.build_definition(replace(SETTINGS, backoff_base_s=300))["States"]
     assert "States.Array(300, 600, 1200)" in states["PrepareRetry"]["Parameters"]["wait_s.$"]
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_network_isolation_follows_the_config_and_the_code_comes_as_a_channel(isolated):
+    settings = replace(SETTINGS, network_isolation=isolated, code_file_name="abc.gz")
+    params = wd.build_definition(settings)["States"]["TrainModel"]["Parameters"]
+    assert params["EnableNetworkIsolation"] is isolated
+    code = [c for c in params["InputDataConfig"] if c["ChannelName"] == contract.CODE_CHANNEL]
+    assert code[0]["DataSource"]["S3DataSource"]["S3Uri"] == SETTINGS.code_s3_uri
+    everything = json.dumps(wd.build_definition(settings))
+    assert '"sagemaker_submit_directory": "/opt/ml/input/data/code/abc.gz"' in everything

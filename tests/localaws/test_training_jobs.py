@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localaws.training_jobs import CAPACITY_FAILURE
+from tests.conftest import STUB_CODE
 from trainops.script_mode import script_mode_hyperparameters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -177,3 +178,68 @@ def test_a_request_breaking_the_api_model_is_refused_before_anything_runs(emulat
     ):
         emulator.client("sagemaker").create_training_job(**request)
     assert len(emulator.sagemaker.requests) == before
+
+
+# --- network isolation: the code as a channel, no network but the peers ------------------------
+def _isolated(request: dict, code_uri: str, *, isolated: bool = True) -> dict:
+    """`request` as the stack sends it: the bundle as the `code` channel, isolation on."""
+    request["InputDataConfig"].append(
+        {
+            "ChannelName": "code",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": code_uri,
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "InputMode": "File",
+        }
+    )
+    file_name = code_uri.rsplit("/", 1)[1]
+    request["HyperParameters"]["sagemaker_submit_directory"] = (
+        f"/opt/ml/input/data/code/{file_name}"
+    )
+    request["EnableNetworkIsolation"] = isolated
+    return request
+
+
+def _log_text(emulator, name: str) -> str:
+    events = emulator.client("logs").filter_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/"
+    )["events"]
+    return "\n".join(e["message"] for e in events)
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_an_isolated_job_reaches_its_peers_and_nothing_else(emulator, code_uri, isolated):
+    """Both hosts rendezvous (torchrun over loopback) and finish; a connection to the emulator
+    itself, reachable from a plain job, fails from inside an isolated one."""
+    name = _name()
+    probe = emulator.endpoint_url.removeprefix("http://")
+    request = _isolated(_request(name, code_uri, probe=probe), code_uri, isolated=isolated)
+    described = _run_sync(emulator, request)
+    assert described["status"] == "SUCCEEDED", described
+    logs = _log_text(emulator, name)
+    assert "stub rank=0 world=2" in logs and "stub rank=1 world=2" in logs
+    outcome = "unreachable" if isolated else "reachable"
+    assert logs.count(f"stub probe={probe} {outcome}") == 2, logs[-2000:]
+
+
+def test_a_bundle_that_cannot_install_offline_fails_with_pips_line(emulator, code_uri, tmp_path):
+    """The bundle the stack shipped before the wheelhouse: PyPI requirements, no wheels."""
+    bundle = tmp_path / "legacy.tar.gz"
+    with tarfile.open(bundle, "w:gz") as tar:
+        legacy = tmp_path / "requirements.txt"
+        legacy.write_text("pytorch-lightning==2.2.5\ntorchmetrics==1.4.0\n")
+        tar.add(legacy, arcname="requirements.txt")
+        tar.add(STUB_CODE / "training", arcname="training")
+    emulator.client("s3").upload_file(str(bundle), BUCKET, "code/legacy.tar.gz")
+    name = _name()
+    request = _isolated(_request(name, "", hosts=1), f"s3://{BUCKET}/code/legacy.tar.gz")
+    described = _run_sync(emulator, request)
+    assert described["status"] == "FAILED"
+    job = emulator.client("sagemaker").describe_training_job(TrainingJobName=name)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "No matching distribution found for pytorch-lightning==2.2.5" in job["FailureReason"]
+    assert "\n" not in job["FailureReason"]
