@@ -18,9 +18,12 @@ from constructs import Construct
 from infra import nag
 from infra.config import SUBNET_PREFIX, TrainingConfig
 
-#: Interface endpoints a job without internet uses (ECR for custom/derived images, Logs and
-#: CloudWatch for the script's own calls, STS/KMS for SDK credential and key calls, SageMaker
-#: API for jobs that describe themselves or register models).
+#: Interface endpoints for calls made from inside the container (ECR for custom/derived images,
+#: Logs and CloudWatch for the script's own calls, STS/KMS for SDK credential and key calls,
+#: SageMaker API for jobs that describe themselves or register models). Only built when
+#: network_isolation is false: an isolated container has no network and no credentials, and
+#: what SageMaker does for it (channel downloads, checkpoint sync, the model upload) goes
+#: through the VPC's S3 gateway endpoint; image pulls, logs and metrics are the service's own.
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
@@ -34,7 +37,8 @@ HTTPS = ec2.Port.tcp(443)
 
 
 class Network(Construct):
-    """`vpc`, `security_group` (training), `endpoint_security_group`, `subnet_ids`."""
+    """`vpc`, `security_group` (training), `endpoint_security_group` (None when isolated),
+    `subnet_ids`."""
 
     def __init__(
         self,
@@ -80,18 +84,22 @@ class Network(Construct):
             allow_all_outbound=False,
             description="SageMaker training nodes: all traffic within the group, HTTPS out",
         )
-        self.endpoint_security_group = ec2.SecurityGroup(
-            self,
-            "EndpointSecurityGroup",
-            vpc=self.vpc,
-            allow_all_outbound=False,
-            description="VPC interface endpoints: HTTPS from the training security group",
-        )
         sg = self.security_group
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "all traffic between nodes of a job")
         sg.add_egress_rule(sg, ec2.Port.all_traffic(), "all traffic between nodes of a job")
-        sg.add_egress_rule(self.endpoint_security_group, HTTPS, "HTTPS to the interface endpoints")
-        self.endpoint_security_group.add_ingress_rule(sg, HTTPS, "HTTPS from training nodes")
+        self.endpoint_security_group: ec2.SecurityGroup | None = None
+        if not config.network_isolation:
+            self.endpoint_security_group = ec2.SecurityGroup(
+                self,
+                "EndpointSecurityGroup",
+                vpc=self.vpc,
+                allow_all_outbound=False,
+                description="VPC interface endpoints: HTTPS from the training security group",
+            )
+            sg.add_egress_rule(
+                self.endpoint_security_group, HTTPS, "HTTPS to the interface endpoints"
+            )
+            self.endpoint_security_group.add_ingress_rule(sg, HTTPS, "HTTPS from training nodes")
 
         self.s3_prefix_list_id = self._s3_prefix_list_id()
         sg.add_egress_rule(
@@ -99,12 +107,12 @@ class Network(Construct):
         )
 
         self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
-        for name, service in INTERFACE_ENDPOINTS.items():
+        for name, service in () if config.network_isolation else INTERFACE_ENDPOINTS.items():
             self.endpoints[name] = self.vpc.add_interface_endpoint(
                 name,
                 service=service,
                 subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-                security_groups=[self.endpoint_security_group],
+                security_groups=[sg for sg in [self.endpoint_security_group] if sg],
                 open=False,  # no VPC-CIDR rule: only the training SG may connect
                 private_dns_enabled=True,
             )

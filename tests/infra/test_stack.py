@@ -10,7 +10,6 @@ from aws_cdk import assertions
 
 from infra import outputs
 from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
-from infra.network import INTERFACE_ENDPOINTS
 from infra.schedule import SCHEDULED_INPUT
 
 Match = assertions.Match
@@ -71,18 +70,27 @@ def test_vpc_isolated_no_internet(default_synth, template):
     )
 
 
-def test_endpoints(default_synth, template):
-    endpoints = default_synth.resources("AWS::EC2::VPCEndpoint")
+def check_endpoints(synth, *, interface_count: int) -> None:
+    """One S3 gateway endpoint; `interface_count` interface endpoints behind their own SG."""
+    endpoints = synth.resources("AWS::EC2::VPCEndpoint")
     gateway = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
     interface = [
         e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Interface"
     ]
     assert len(gateway) == 1 and "s3" in json.dumps(gateway[0]["Properties"]["ServiceName"])
-    assert len(interface) == len(INTERFACE_ENDPOINTS)
+    assert len(interface) == interface_count
     endpoint_sgs = {_ref_id(sg) for e in interface for sg in e["Properties"]["SecurityGroupIds"]}
-    assert len(endpoint_sgs) == 1 and _training_sg(default_synth) not in endpoint_sgs
+    assert len(endpoint_sgs) == (1 if interface_count else 0)
+    assert _training_sg(synth) not in endpoint_sgs
     for e in interface:
         assert e["Properties"]["PrivateDnsEnabled"] is True
+
+
+def test_isolated_jobs_get_only_the_s3_gateway_endpoint(default_synth):
+    """An isolated container has no network: only SageMaker's own S3 traffic uses the VPC."""
+    assert default_synth.stack.config.network_isolation is True
+    check_endpoints(default_synth, interface_count=0)
+    assert len(default_synth.resources("AWS::EC2::SecurityGroup")) == 1
 
 
 def test_training_sg_self_referencing_ingress_and_egress(default_synth):
@@ -101,13 +109,9 @@ def test_training_sg_self_referencing_ingress_and_egress(default_synth):
     self_egress = [r for r in egress if _ref_id(r.get("DestinationSecurityGroupId")) == sg]
     assert len(self_egress) == 1 and self_egress[0]["IpProtocol"] == "-1"
     others = [r for r in egress if r not in self_egress]
-    # exactly: HTTPS to the endpoint SG and HTTPS to the S3 prefix list
-    assert (
-        sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others)
-        == [("tcp", 443, 443)] * 2
-    )
-    assert sum("DestinationPrefixListId" in r for r in others) == 1
-    assert sum("DestinationSecurityGroupId" in r for r in others) == 1
+    # exactly: HTTPS to the S3 prefix list (isolated jobs need no interface endpoints)
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others] == [("tcp", 443, 443)]
+    assert "DestinationPrefixListId" in others[0]
 
 
 def test_no_open_cidr_rules_anywhere(default_synth):

@@ -1,10 +1,15 @@
-"""A second configuration: p5 + torchrun, spot, destroy, no schedule, three AZs."""
+"""A second configuration: p5 + torchrun, spot, destroy, no schedule, three AZs, network
+isolation off (so the interface endpoints for in-container calls are built)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from infra.network import INTERFACE_ENDPOINTS
 from tests.infra.conftest import synthesize
+from tests.infra.test_stack import check_endpoints
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +25,7 @@ def variant(tmp_path_factory):
             "training.schedule_cron": "off",
             "training.max_azs": "3",
             "training.notification_email": "ml-team@example.com",
+            "training.network_isolation": "false",
         },
     )
 
@@ -36,3 +42,9 @@ def test_variant_shape(variant):
     for bucket in variant.resources("AWS::S3::Bucket").values():
         assert bucket["DeletionPolicy"] == "Delete"
     assert variant.resources("Custom::S3AutoDeleteObjects")
+
+
+def test_variant_without_isolation_gets_the_interface_endpoints(variant):
+    check_endpoints(variant, interface_count=len(INTERFACE_ENDPOINTS))
+    params = json.dumps(variant.template)
+    assert '\\"EnableNetworkIsolation\\": false' in params
