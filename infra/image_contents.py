@@ -50,6 +50,16 @@ class ImageFamily:
         tags += [f"{legacy[m]}_{arch}" for m in sorted(legacy, reverse=True) if m <= glibc_minor]
         return tuple(tags)
 
+    def pip_target_args(self) -> list[str]:
+        """pip options that resolve or download for the image instead of this machine."""
+        return [
+            "--only-binary=:all:",
+            "--implementation=cp",
+            f"--python-version={self.python}",
+            f"--abi={self.abi}",
+            *(f"--platform={tag}" for tag in self.platform_tags),
+        ]
+
     @property
     def target(self) -> str:
         """`cp311 manylinux_2_31_x86_64`: how errors name the image's Python and platform."""

@@ -42,9 +42,12 @@ class FaultJob(LocalTrainingJob):
         super().__init__(*args, **kw)
         self.host_env = dict(host_env or {})
 
-    def _host_env(self, host: HostRun) -> dict[str, str]:
-        env = super()._host_env(host)
-        env.update(self.host_env.get(host.base_dir.name, {}))
+    def _host_env(self, host: HostRun, bindir: Path) -> dict[str, str]:
+        env = super()._host_env(host, bindir)
+        extra = dict(self.host_env.get(host.base_dir.name, {}))
+        if "PATH" in extra:  # in front of the host's own tools, which stay reachable
+            extra["PATH"] = os.pathsep.join([extra["PATH"], env["PATH"]])
+        env.update(extra)
         return env
 
 

@@ -4,8 +4,6 @@ the likely cause (the security group must allow all traffic from itself) instead
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 import time
 
@@ -18,14 +16,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 TIMEOUT_S = 15
 #: A `torchrun` that sends host 2 to a port nobody listens on, like a security group that drops
-#: traffic between the instances (test-only: put first on that host's PATH).
+#: traffic between the instances (test-only: put first on that host's PATH; it runs the host's
+#: real torchrun, the next one on PATH).
 RIGGED_TORCHRUN = """#!/bin/sh
+self_dir=$(dirname "$0")
+real=""
+IFS=:
+for d in $PATH; do
+  if [ "$d" != "$self_dir" ] && [ -x "$d/torchrun" ]; then real="$d/torchrun"; break; fi
+done
+unset IFS
 args=""
 for a in "$@"; do
   if [ "$a" = "7777" ]; then a="7779"; fi
   args="$args '$a'"
 done
-eval exec "{real}" $args
+eval exec "$real" $args
 """
 
 
@@ -35,11 +41,8 @@ def test_host_that_cannot_reach_the_master_fails_in_time_naming_the_security_gro
     rigged = tmp_path / "rigged-bin"
     rigged.mkdir()
     script = rigged / "torchrun"
-    real = shutil.which("torchrun", path=os.path.dirname(os.sys.executable))
-    assert real, "torchrun not found next to the interpreter"
-    script.write_text(RIGGED_TORCHRUN.format(real=real))
+    script.write_text(RIGGED_TORCHRUN)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    path = os.pathsep.join([str(rigged), os.path.dirname(os.sys.executable), os.environ["PATH"]])
     job = make_job(
         tmp_path / "job",
         real_bundle,
@@ -48,7 +51,7 @@ def test_host_that_cannot_reach_the_master_fails_in_time_naming_the_security_gro
         # The rendezvous timeout is torchrun's (static rendezvous, default 600 s); the toolkit
         # builds the torchrun command, so it travels as PET_RDZV_CONF in the job environment.
         env={contract.RDZV_CONF_ENV: f"timeout={TIMEOUT_S}"},
-        host_env={"algo-2": {"PATH": path}},
+        host_env={"algo-2": {"PATH": str(rigged)}},  # prepended to the host's own PATH
     )
     started = time.monotonic()
     job.start()
