@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import timing
 from trainops.local_job import DirCheckpointStore, LocalJobSpec, LocalTrainingJob, host_names
 from trainops.script_mode import script_mode_hyperparameters
 
@@ -34,7 +35,7 @@ def _job(tmp_path: Path, bundle: Path, *, hosts: int, procs: int, **hps: str) ->
 def test_two_hosts_two_processes_get_distinct_ranks_and_one_model(tmp_path, stub_bundle):
     job = _job(tmp_path, stub_bundle, hosts=2, procs=2)
     job.start()
-    assert job.wait(180) == [0, 0]
+    assert timing.finish(job, 180) == [0, 0]
     ranks = sorted(
         line.split("rank=")[1].split()[0] for line in job.log_lines() if "stub rank=" in line
     )
@@ -52,7 +53,7 @@ def test_two_hosts_two_processes_get_distinct_ranks_and_one_model(tmp_path, stub
 def test_a_failing_rank_fails_the_job_naming_its_host(tmp_path, stub_bundle):
     job = _job(tmp_path, stub_bundle, hosts=2, procs=1, fail_rank="1")
     job.start()
-    codes = job.wait(180)
+    codes = timing.finish(job, 180)
     assert codes[1] != 0
     reason = job.failure_reason()
     assert reason is not None and reason.startswith("algo-2 (127.0.0.2):")
