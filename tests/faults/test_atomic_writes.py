@@ -17,7 +17,7 @@ from tests.training.conftest import REPO, subprocess_env
 from training import contract, train
 from training.data import ChannelDataModule
 
-pytestmark = [pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # a child interpreter per test
 
 #: Runs one writer in a child process whose os.replace() onto TARGET kills the process.
 CHILD = textwrap.dedent(
