@@ -224,7 +224,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2eStack]:
     warp = _warp_waits(waits)
     with EmbeddedAws(work / "aws") as emulator:
         # moto's backends are process-wide: start from a clean account.
-        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10)
+        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=timing.bound(10))
         try:
             deployed_stack = deploy(emulator, assembly, STACK_NAME)
             aws = Aws(region=emulator.region, endpoint_url=emulator.endpoint_url)
@@ -250,7 +250,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2eStack]:
             )
         finally:
             warp.undo()
-            requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10)
+            requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=timing.bound(10))
 
 
 @pytest.fixture
