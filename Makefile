@@ -18,7 +18,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo local-train test test-fast lint synth bench lock clean
+.PHONY: setup demo local-train test test-fast test-loaded lint synth bench lock clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements/local.txt constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,8 +46,16 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
+## The inner loop: no multi-process tests (budget: 90 s).
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## The CI-like check: `make test` with a busy loop on every core beside it, RUNS times in a row
+## (waits scale with TEST_TIME_SCALE, default 3; see tests/timing.py).
+RUNS ?= 1
+test-loaded: setup
+	for run in $$(seq $(RUNS)); do echo "== loaded run $$run of $(RUNS)"; \
+	  .ci/with-cpu-hog $(MAKE) --no-print-directory test || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check .

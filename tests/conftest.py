@@ -44,3 +44,14 @@ def stub_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tar.add(STUB_CODE / "requirements.txt", arcname="requirements.txt")
         tar.add(STUB_CODE / "training", arcname="training")
     return path
+
+
+from tests import timing  # noqa: E402
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"time scale: {timing.scale():g} ({timing.SCALE_ENV}; every wait and timeout mark)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    timing.scale_timeout_marks(items)

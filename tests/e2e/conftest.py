@@ -32,6 +32,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from infra.config import TrainingConfig, load_cdk_json_context
 from localaws.deploy import deploy
 from localaws.server import EmbeddedAws
+from tests import timing
 from trainops import runs
 from trainops.aws import Aws, StackOutputs, stack_outputs
 from trainops.demo import DEMO_CONTEXT, REPO, synth, upload_default_dataset
@@ -81,32 +82,52 @@ class E2eStack:
         )["executionArn"]
 
     def wait(self, arn: str, timeout_s: float = 120) -> dict[str, Any]:
-        """DescribeExecution once the execution has ended."""
+        """DescribeExecution once the execution has ended (bound: timing.bound(timeout_s))."""
         sfn = self.client("stepfunctions")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            described = sfn.describe_execution(executionArn=arn)
-            if described["status"] in _TERMINAL:
-                return described
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{arn} still {described['status']} after {timeout_s:.0f}s")
-            time.sleep(0.3)
+        last: dict[str, Any] = {}
+
+        def ended() -> dict[str, Any] | None:
+            last.update(sfn.describe_execution(executionArn=arn))
+            return dict(last) if last["status"] in _TERMINAL else None
+
+        return timing.wait_until(
+            ended, timeout_s, f"{arn} ended", seen=lambda: self.seen(arn, last.get("status"))
+        )
 
     def wait_for_job(self, arn: str, secondary: str, timeout_s: float = 90) -> str:
         """Name of the execution's latest training job once its SecondaryStatus is `secondary`."""
-        sagemaker = self.client("sagemaker")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def reached() -> str | None:
             names = runs.training_jobs_of(self.aws, arn)
-            if names:
-                try:
-                    job = sagemaker.describe_training_job(TrainingJobName=names[-1])
-                except sagemaker.exceptions.ClientError:
-                    job = {}
-                if job.get("SecondaryStatus") == secondary:
-                    return names[-1]
-            time.sleep(0.3)
-        raise TimeoutError(f"no job of {arn} reached {secondary} in {timeout_s:.0f}s")
+            job = self.describe_job(names[-1]) if names else {}
+            return names[-1] if job.get("SecondaryStatus") == secondary else None
+
+        return timing.wait_until(
+            reached, timeout_s, f"a job of {arn} in {secondary}", seen=lambda: self.seen(arn)
+        )
+
+    def describe_job(self, name: str) -> dict[str, Any]:
+        """DescribeTrainingJob, or {} while the job does not exist yet."""
+        sagemaker = self.client("sagemaker")
+        try:
+            return sagemaker.describe_training_job(TrainingJobName=name)
+        except sagemaker.exceptions.ClientError:
+            return {}
+
+    def seen(self, arn: str, status: str | None = None) -> str:
+        """What a failed wait reports: the execution's status, its latest job's statuses and
+        that job's log tail."""
+        names = runs.training_jobs_of(self.aws, arn)
+        lines = [f"execution status: {status or '?'}; jobs: {names}"]
+        if names:
+            job = self.describe_job(names[-1])
+            transitions = [t["Status"] for t in job.get("SecondaryStatusTransitions", [])]
+            lines.append(f"{names[-1]}: {job.get('TrainingJobStatus')} {transitions}")
+            lines.append(job.get("FailureReason", ""))
+            run = self.emulator.sagemaker.runs.get(names[-1])
+            if run is not None and run.job is not None:
+                lines += run.job.log_lines()[-40:]
+        return "\n".join(lines)
 
     def history(self, arn: str) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
@@ -131,11 +152,12 @@ class E2eStack:
     def notifications(self, arn: str, timeout_s: float = 10) -> list[dict[str, Any]]:
         """SNS notifications about `arn` delivered to the subscribed queue: Subject + Message.
 
-        Waits up to `timeout_s` for the first one; the execution has ended when this is called,
-        and the notification precedes the end, so one read normally suffices.
+        Waits up to timing.bound(timeout_s) for the first one; the execution has ended when this
+        is called, and the notification precedes the end, so one read normally suffices
+        (`timeout_s=0`: read what is there, for checks that none was sent).
         """
         sqs = self.client("sqs")
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timing.bound(timeout_s)
         while True:
             got = sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
@@ -166,10 +188,10 @@ def group_alive(pid: int) -> bool:
 
 
 def processes_gone(emulator: EmbeddedAws, job_name: str, timeout_s: float = 15) -> bool:
-    """Every host process group of the emulated job has exited."""
+    """Every host process group of the emulated job has exited (within timing.bound)."""
     job = emulator.sagemaker.runs[job_name].job
     assert job is not None, f"{job_name} never started its hosts"
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timing.bound(timeout_s)
     while time.monotonic() < deadline:
         if not any(h.process and group_alive(h.process.pid) for h in job.hosts):
             return True
@@ -202,7 +224,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2eStack]:
     warp = _warp_waits(waits)
     with EmbeddedAws(work / "aws") as emulator:
         # moto's backends are process-wide: start from a clean account.
-        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10)
+        requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=timing.bound(10))
         try:
             deployed_stack = deploy(emulator, assembly, STACK_NAME)
             aws = Aws(region=emulator.region, endpoint_url=emulator.endpoint_url)
@@ -228,7 +250,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2eStack]:
             )
         finally:
             warp.undo()
-            requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10)
+            requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=timing.bound(10))
 
 
 @pytest.fixture
@@ -243,7 +265,7 @@ def stack(deployed: E2eStack) -> Iterator[E2eStack]:
     for name, run in list(deployed.emulator.sagemaker.runs.items()):
         if run.is_alive():
             deployed.emulator.sagemaker.stop(name)
-            run.join(30)
+            run.join(timing.bound(30))
             if run.job is not None:
                 for host in run.job.hosts:
                     if host.process is not None and group_alive(host.process.pid):

@@ -7,12 +7,10 @@ objects, the SQS queue subscribed to the stack's topic).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
 import tarfile
-import time
 
 import pytest
 
@@ -20,6 +18,7 @@ from infra import execution_input as ei
 from infra import workflow_definition as wd
 from infra.schedule import SCHEDULED_INPUT
 from localaws.training_jobs import CAPACITY_FAILURE, parse_s3_uri
+from tests import timing
 from training import contract
 from trainops import runs
 
@@ -290,18 +289,40 @@ def test_stop_run_stops_the_job_and_aborts_the_execution(stack: E2eStack) -> Non
     runs.stop_run(stack.aws, arn, cause="e2e stop")
     described = stack.wait(arn, timeout_s=30)
     assert described["status"] == "ABORTED"
-    sagemaker = stack.client("sagemaker")
-    deadline = time.monotonic() + 30
-    while (job := sagemaker.describe_training_job(TrainingJobName=name))[
-        "TrainingJobStatus"
-    ] != "Stopped" and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert job["TrainingJobStatus"] == "Stopped"
+    job = timing.wait_until(
+        lambda: (j := stack.describe_job(name)).get("TrainingJobStatus") == "Stopped" and j,
+        30,
+        f"{name} Stopped",
+        seen=lambda: stack.seen(arn, "ABORTED"),
+    )
     assert job["SecondaryStatusTransitions"][-2]["Status"] == "Stopping"
     assert processes_gone(stack.emulator, name)
     assert len(stack.requests_of(arn)) == 1
     # Step Functions runs no state after StopExecution: no notification for an aborted run.
-    assert stack.notifications(arn, timeout_s=1) == []
+    assert stack.notifications(arn, timeout_s=0) == []
+
+
+def _wait_for_checkpoint(stack: E2eStack, arn: str, bucket: str, key: str, at_least: int) -> int:
+    """Global step of the checkpoint object at `key` once it is at `at_least` or beyond."""
+    s3 = stack.client("s3")
+
+    def step() -> int | None:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        try:
+            found = _global_step(body)
+        except Exception:  # an object being replaced right now: read the next one
+            return None
+        return found if found >= at_least else None
+
+    return timing.wait_until(
+        step,
+        120,
+        f"a checkpoint at step >= {at_least} in s3://{bucket}/{key}",
+        seen=lambda: stack.seen(arn),
+    )
 
 
 @pytest.mark.timeout(150)
@@ -313,15 +334,7 @@ def test_instances_lost_mid_training_fail_the_run_and_leave_resumable_checkpoint
     (request,) = stack.requests_of(arn)
     bucket, prefix = parse_s3_uri(request["CheckpointConfig"]["S3Uri"])
     s3 = stack.client("s3")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        keys = [o["Key"] for o in listed]
-        if any(k.endswith(contract.CHECKPOINT_FILE) for k in keys):
-            break
-        time.sleep(0.3)
-    else:
-        pytest.fail(f"no checkpoint reached {request['CheckpointConfig']['S3Uri']}")
+    _wait_for_checkpoint(stack, arn, bucket, f"{prefix}{contract.CHECKPOINT_FILE}", 1)
 
     # Every instance reclaimed at once (what a spot interruption looks like from inside).
     stack.emulator.sagemaker.runs[name].kill_processes()
@@ -354,7 +367,7 @@ def test_instances_lost_mid_training_fail_the_run_and_leave_resumable_checkpoint
     restart["HyperParameters"]["sagemaker_job_name"] = restart["TrainingJobName"]
     sagemaker = stack.client("sagemaker")
     sagemaker.create_training_job(**restart)
-    stack.emulator.sagemaker.runs[restart["TrainingJobName"]].join(90)
+    stack.emulator.sagemaker.runs[restart["TrainingJobName"]].join(timing.bound(90))
     resumed = sagemaker.describe_training_job(TrainingJobName=restart["TrainingJobName"])
     assert resumed["TrainingJobStatus"] == "Completed", resumed.get("FailureReason")
     log = "\n".join(stack.emulator.sagemaker.runs[restart["TrainingJobName"]].job.log_lines())
@@ -392,16 +405,9 @@ def test_spot_interruption_restarts_the_same_job_from_its_checkpoints(stack: E2e
         > request["StoppingCondition"]["MaxRuntimeInSeconds"]
     )
     bucket, prefix = parse_s3_uri(request["CheckpointConfig"]["S3Uri"])
-    s3 = stack.client("s3")
-    checkpoint_key = f"{prefix}{contract.CHECKPOINT_FILE}"
-    deadline = time.monotonic() + 90
-    step = 0
-    while time.monotonic() < deadline and step < interval:
-        with contextlib.suppress(s3.exceptions.NoSuchKey):
-            body = s3.get_object(Bucket=bucket, Key=checkpoint_key)["Body"].read()
-            step = _global_step(body)
-        time.sleep(0.2)
-    assert step >= interval, "no checkpoint reached S3 before the interruption"
+    # The interruption comes once the first checkpoint is in S3, however long the toolkit
+    # takes to start: an event, not a guess at the time.
+    step = _wait_for_checkpoint(stack, arn, bucket, f"{prefix}{contract.CHECKPOINT_FILE}", interval)
 
     run = stack.emulator.sagemaker.runs[name]
     first_hosts = list(run.job.hosts)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.sourcedir import build_sourcedir
+from tests import timing
 from trainops.local_job import DirCheckpointStore, HostRun, LocalJobSpec, LocalTrainingJob
 from trainops.script_mode import script_mode_hyperparameters
 
@@ -86,8 +87,9 @@ def make_job(
 def wait_for(
     predicate: Callable[[], object], timeout_s: float, what: str, job: LocalTrainingJob
 ) -> object:
-    """Poll until `predicate()` is truthy; fail with the job's log tail otherwise."""
-    deadline = time.monotonic() + timeout_s
+    """Poll until `predicate()` is truthy; past timing.bound(timeout_s), or once the job has
+    exited, kill it and fail with its log tail."""
+    deadline = time.monotonic() + timing.bound(timeout_s)
     while time.monotonic() < deadline:
         value = predicate()
         if value:
@@ -97,7 +99,9 @@ def wait_for(
         time.sleep(0.05)
     job.kill()
     tail = "\n".join(job.log_lines()[-60:])
-    pytest.fail(f"{what}: not reached within {timeout_s:.0f} s (codes {job.poll()})\n{tail}")
+    pytest.fail(
+        f"{what}: not reached within {timing.bound(timeout_s):.0f} s (codes {job.poll()})\n{tail}"
+    )
 
 
 def read_progress(debug_dir: Path, rank: int) -> dict | None:
@@ -120,8 +124,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def wait_dead(pid: int, timeout_s: float = 10.0) -> bool:
-    """Wait for `pid` to die (signals are delivered asynchronously); True if it did."""
-    deadline = time.monotonic() + timeout_s
+    """Wait for `pid` to die (signals are delivered asynchronously; bound: timing.bound);
+    True if it did."""
+    deadline = time.monotonic() + timing.bound(timeout_s)
     while pid_alive(pid):
         if time.monotonic() > deadline:
             return False

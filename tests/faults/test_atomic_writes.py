@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import timing
 from tests.training.conftest import REPO, subprocess_env
 from training import contract, train
 from training.data import ChannelDataModule
 
-pytestmark = [pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # a child interpreter per test
 
 #: Runs one writer in a child process whose os.replace() onto TARGET kills the process.
 CHILD = textwrap.dedent(
@@ -54,7 +55,7 @@ def _kill_during_write(what: str, target: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timing.bound(90),
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests import timing
 from tests.faults.conftest import make_job
 from training import contract
 
@@ -64,7 +65,7 @@ def test_bad_channels_fail_before_training_with_one_line(tmp_path, real_bundle, 
         job.start()
     seconds = {}
     for name, job in jobs.items():
-        assert job.wait(180) != [0], name
+        assert timing.finish(job, 180, name) != [0], name
         seconds[name] = time.monotonic() - started
         host = job.hosts[0]
         data = host.base_dir / "input" / "data" / contract.TRAIN_CHANNEL

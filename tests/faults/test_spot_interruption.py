@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import timing
 from tests.faults.conftest import DEBUG_DIR_ENV, make_job, read_progress, wait_dead, wait_for
 from training import contract
 from training.train import checkpoint_step
@@ -60,7 +61,7 @@ def test_spot_kill_resumes_from_last_synced_checkpoint(tmp_path, real_bundle, re
 
     second = make_job(tmp_path / "attempt-2", real_bundle, hps=HPS, store=store)
     second.start()
-    codes = second.wait(240)
+    codes = timing.finish(second, 240, "the resumed job")
     recovered_s = time.monotonic() - killed_at
     log = "\n".join(second.log_lines())
     assert codes == [0, 0], second.failure_reason() or log[-3000:]

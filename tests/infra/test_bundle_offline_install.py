@@ -20,6 +20,7 @@ import pytest
 from infra import wheelhouse
 from infra.image_contents import FAMILIES
 from infra.sourcedir import build_sourcedir_bytes
+from tests import timing
 from trainops.image_standin import image_standin
 from trainops.netns import PrivateNetwork
 
@@ -60,7 +61,7 @@ def _toolkit_install(bindir: Path, code: Path, network: PrivateNetwork):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timing.bound(100),
     )
 
 
@@ -133,7 +134,7 @@ def test_bundle_installs_offline_and_imports(family, synthesized_bundles, networ
         env=_image_env(),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timing.bound(100),
     )
     assert imported.returncode == 0, imported.stderr[-3000:]
     assert imported.stdout.split() == [locked["pytorch-lightning"], locked["torchmetrics"]]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from moto import mock_aws
 from infra import execution_input as ei
 from infra import workflow_definition as wd
 from localaws.api_model import validate_request
+from tests import timing
 from training import contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,12 +110,12 @@ def run(moto_env, payload: Any, settings: wd.WorkflowSettings = SETTINGS, name: 
     arn = sfn.start_execution(
         stateMachineArn=machine(_hashable(settings)), name=name, input=json.dumps(payload)
     )["executionArn"]
-    deadline = time.monotonic() + 60
-    while True:
-        described = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING" or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    described = timing.wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+        60,
+        f"{arn} ended",
+        interval_s=0.02,
+    )
     prefix = f"{settings.job_name_prefix}-{wd.run_id(arn)}"
     return {
         "arn": arn,
@@ -154,7 +154,7 @@ def _asl_validate(definition: dict, tmp_path: Path) -> subprocess.CompletedProce
         [str(ROOT / "node_modules/.bin/asl-validator"), "--json-path", str(path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timing.bound(60),
     )
 
 
@@ -543,11 +543,14 @@ def test_minted_names_in_moto_match_the_python_mirror(moto_env):
             name=execution_name,
             input=json.dumps({"attempts": list(range(cap + 1))}),
         )["executionArn"]
-        for _ in range(500):
-            described = sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                break
-            time.sleep(0.02)
+        described = timing.wait_until(
+            lambda e=execution: (
+                (d := sfn.describe_execution(executionArn=e))["status"] != "RUNNING" and d
+            ),
+            10,
+            f"{execution} ended",
+            interval_s=0.02,
+        )
         assert described["status"] == "SUCCEEDED", described.get("cause")
         names = [item["job"]["name"] for item in json.loads(described["output"])]
         assert names == [wd.job_name("lightning", execution, i) for i in range(cap + 1)]

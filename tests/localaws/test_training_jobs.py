@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localaws.training_jobs import CAPACITY_FAILURE
+from tests import timing
 from tests.conftest import STUB_CODE
 from trainops.script_mode import script_mode_hyperparameters
 
@@ -93,12 +94,24 @@ def _run_sync(emulator, request: dict) -> dict:
         name=f"sm-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=ROLE
     )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    for _ in range(600):
-        described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.5)
-    raise AssertionError("execution still running")
+    return timing.wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+        240,
+        f"{execution} ended",
+        seen=lambda: _seen(emulator, request["TrainingJobName"]),
+    )
+
+
+def _seen(emulator, name: str) -> str:
+    """A failed wait's report: the job's status history and log tail."""
+    run = emulator.sagemaker.runs.get(name)
+    try:
+        job = emulator.client("sagemaker").describe_training_job(TrainingJobName=name)
+    except ClientError as exc:
+        return f"{name}: {exc}"
+    transitions = [t["Status"] for t in job.get("SecondaryStatusTransitions", [])]
+    tail = run.job.log_lines()[-40:] if run is not None and run.job is not None else []
+    return "\n".join([f"{name}: {job['TrainingJobStatus']} {transitions}", *tail])
 
 
 def test_sync_task_waits_for_a_real_two_host_job_and_returns_its_description(emulator, code_uri):
@@ -147,15 +160,20 @@ def test_injected_capacity_failure_is_reported_like_sagemaker(emulator, code_uri
 def test_stop_training_job_stops_the_processes(emulator, code_uri):
     sagemaker = emulator.client("sagemaker")
     name = _name()
-    sagemaker.create_training_job(**_request(name, code_uri, sleep="120"))
-    for _ in range(120):
-        if sagemaker.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training":
-            break
-        time.sleep(0.5)
+    sagemaker.create_training_job(**_request(name, code_uri, sleep=str(timing.bound(120))))
+    timing.wait_until(
+        lambda: (
+            sagemaker.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training"
+        ),
+        60,
+        f"{name} Training",
+        seen=lambda: _seen(emulator, name),
+    )
     started = time.monotonic()
     sagemaker.stop_training_job(TrainingJobName=name)
-    emulator.sagemaker.runs[name].join(60)
-    assert time.monotonic() - started < 30
+    emulator.sagemaker.runs[name].join(timing.bound(60))
+    # The stub sleeps 120 s: stopped well before that (scaled: the machine's share).
+    assert time.monotonic() - started < timing.bound(30), _seen(emulator, name)
     job = sagemaker.describe_training_job(TrainingJobName=name)
     assert job["TrainingJobStatus"] == "Stopped"
     assert all(code is not None for code in emulator.sagemaker.runs[name].job.poll())
@@ -167,7 +185,7 @@ def test_a_reused_job_name_is_refused_as_sagemaker_does(emulator, code_uri):
     sagemaker.create_training_job(**_request(name, code_uri, hosts=1))
     with pytest.raises(ClientError, match="already exists"):
         sagemaker.create_training_job(**_request(name, code_uri, hosts=1))
-    emulator.sagemaker.runs[name].join(120)
+    emulator.sagemaker.runs[name].join(timing.bound(120))
 
 
 def test_a_request_breaking_the_api_model_is_refused_before_anything_runs(emulator, code_uri):

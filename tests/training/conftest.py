@@ -6,10 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests import timing
 
 REPO = Path(__file__).resolve().parents[2]
 #: Variables a launcher or the toolkit would set; none may leak into a test from outside.
@@ -73,12 +76,38 @@ def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run_python(
     args: Sequence[str], env: Mapping[str, str], cwd: Path = REPO, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        env=dict(env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run the interpreter to completion; past timing.bound(timeout) fail with its output."""
+    try:
+        return subprocess.run(
+            [sys.executable, *args],
+            env=dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timing.bound(timeout),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{args}: still running after {exc.timeout:.0f} s\n{_text(exc.stderr)}")
+
+
+def communicate_all(procs: Sequence[subprocess.Popen[str]], seconds: float = 240) -> list[str]:
+    """Each process's stdout once all have exited; past timing.bound(seconds) (one deadline
+    for all) kill them all and fail with what each printed."""
+    deadline = time.monotonic() + timing.bound(seconds)
+    outputs: list[str] = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[0])
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+        tails = [proc.communicate()[0][-2000:] for proc in procs[len(outputs) :]]
+        pytest.fail(f"still running after {timing.bound(seconds):.0f} s\n" + "\n".join(tails))
+    return outputs
+
+
+def _text(data: str | bytes | None) -> str:
+    if isinstance(data, bytes):
+        data = data.decode(errors="replace")
+    return (data or "")[-4000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import REPO, free_port, run_python, subprocess_env
+from tests.training.conftest import REPO, communicate_all, free_port, run_python, subprocess_env
 from training import contract
 
 FAKE_SMDDP = '''"""Test double of SMDDP: process-group backend "smddp", backed by gloo,
@@ -127,7 +127,7 @@ def test_torchrun_two_hosts_one_process_each(tmp_path: Path) -> None:
                 text=True,
             )
         )
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    outputs = communicate_all(procs)
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     ranks = _ranks(debug / "host0") + _ranks(debug / "host1")
     assert [r["global_rank"] for r in ranks] == [0, 1]
@@ -181,7 +181,7 @@ def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
                 text=True,
             )
         )
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    outputs = communicate_all(procs)
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert (pkg / "imported").exists()
     assert "distributed_backend=smddp" in outputs[0]

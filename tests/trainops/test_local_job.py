@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import timing
 from trainops.local_job import DirCheckpointStore, LocalJobSpec, LocalTrainingJob, host_names
 from trainops.script_mode import script_mode_hyperparameters
 
@@ -35,11 +36,10 @@ def _job(tmp_path: Path, bundle: Path, *, hosts: int, procs: int, **hps: str) ->
 def test_two_hosts_two_processes_get_distinct_ranks_and_one_model(tmp_path, stub_bundle):
     job = _job(tmp_path, stub_bundle, hosts=2, procs=2)
     job.start()
-    assert job.wait(180) == [0, 0]
-    # Ranks of one host share a pipe: lines may interleave, so match the text, not lines.
-    text = "\n".join(job.log_lines())
-    assert sorted(re.findall(r"stub rank=(\d+) world=4", text)) == ["0", "1", "2", "3"]
-    assert not re.findall(r"stub rank=\d+ world=(?!4)", text)
+    assert timing.finish(job, 180) == [0, 0]
+    # The ranks of one host share its stdout and their lines may interleave: match, not split.
+    found = re.findall(r"stub rank=(\d+) world=(\d+)", "\n".join(job.log_lines()))
+    assert sorted(found) == [("0", "4"), ("1", "4"), ("2", "4"), ("3", "4")]
     models = job.model_files()
     assert [p.relative_to(tmp_path / "job").as_posix() for p in models] == [
         "hosts/algo-1/model/model.json"
@@ -52,7 +52,7 @@ def test_two_hosts_two_processes_get_distinct_ranks_and_one_model(tmp_path, stub
 def test_a_failing_rank_fails_the_job_naming_its_host(tmp_path, stub_bundle):
     job = _job(tmp_path, stub_bundle, hosts=2, procs=1, fail_rank="1")
     job.start()
-    codes = job.wait(180)
+    codes = timing.finish(job, 180)
     assert codes[1] != 0
     reason = job.failure_reason()
     assert reason is not None and reason.startswith("algo-2 (127.0.0.2):")

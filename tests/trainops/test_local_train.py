@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests import timing
 from trainops.local_train import run_local_training
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -19,6 +20,7 @@ def test_two_simulated_hosts_train_to_target_accuracy_and_write_one_model(tmp_pa
         root=tmp_path,
         job_name="two-hosts",
         echo=lambda line: None,
+        timeout_s=timing.bound(240),
     )
     assert result.exit_codes == [0, 0], result.failure
     assert result.failure is None
