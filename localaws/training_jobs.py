@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.image_contents import family_for_image
-from trainops.local_job import LocalJobSpec, LocalTrainingJob
+from trainops.local_job import FAILED_PEER_GRACE_S, LocalJobSpec, LocalTrainingJob
 
 #: What SageMaker reports when it cannot get instances (the state machine retries on it).
 CAPACITY_FAILURE = (
@@ -283,7 +283,7 @@ class LocalJobRun(threading.Thread):
                 return "stopped"
             codes = self.job.poll()
             if any(c not in (None, 0) for c in codes):
-                self.job.stop(reason="a host failed")
+                self.job.stop(reason="a host failed", grace_s=FAILED_PEER_GRACE_S)
                 break
             if limit and time.monotonic() - started > limit:
                 return "timeout"

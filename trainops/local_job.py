@@ -49,6 +49,9 @@ SAGEMAKER_ROOT = "/opt/ml"
 #: What a job's processes see as PATH beside the host's own bin (the image's system tools).
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
+#: When a host has failed, the job is lost: the survivors' torchrun waits at its exit barrier
+#: for the dead host and ignores SIGTERM, so a long grace only delays the failure.
+FAILED_PEER_GRACE_S = 2.0
 
 
 def host_names(count: int) -> list[str]:
@@ -281,7 +284,7 @@ class LocalTrainingJob:
         while self.running:
             codes = self.poll()
             if any(c not in (None, 0) for c in codes):
-                self.stop(reason="another host failed")
+                self.stop(reason="another host failed", grace_s=FAILED_PEER_GRACE_S)
                 break
             if deadline is not None and time.monotonic() > deadline:
                 self.stop(reason=f"exceeded {timeout_s:.0f}s")
@@ -289,11 +292,13 @@ class LocalTrainingJob:
             time.sleep(0.2)
         return self._finish()
 
-    def stop(self, *, reason: str = "stopped", sig: int = signal.SIGTERM) -> None:
+    def stop(
+        self, *, reason: str = "stopped", sig: int = signal.SIGTERM, grace_s: float = _STOP_GRACE_S
+    ) -> None:
         """Signal every host's process group; SIGKILL whatever outlives the grace period."""
         for host in self.hosts:
             _signal_group(host.process, sig)
-        deadline = time.monotonic() + _STOP_GRACE_S
+        deadline = time.monotonic() + grace_s
         while any(_group_alive(h.process) for h in self.hosts) and time.monotonic() < deadline:
             time.sleep(0.1)
         for host in self.hosts:
