@@ -72,6 +72,7 @@ lock: setup
 bench: setup
 	$(BIN)/python -m bench training
 	$(BIN)/python -m bench synth
+	$(BIN)/python -m bench wheelhouse
 	$(BIN)/python -m bench demo
 
 clean:

@@ -14,6 +14,7 @@ BENCHMARKS = {
     "synth": "bench.synth",
     "training": "bench.training_loop",
     "demo": "bench.demo",
+    "wheelhouse": "bench.wheelhouse",
 }
 
 
