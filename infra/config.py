@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from infra.image_contents import family_for_framework
+from infra.image_contents import LAST_SMDDP_FRAMEWORK, family_for_framework
 from training import contract
 
 
@@ -78,7 +78,7 @@ CHECKPOINT_PREFIX = "checkpoints/"
 #: Instances SMDDP supports (AWS docs; P3 is no longer optimized, P5 is not supported).
 SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
 #: PyTorch DLC versions that ship SMDDP.
-SMDDP_FRAMEWORK_RANGE = ("2.0.1", "2.3.0")
+SMDDP_FRAMEWORK_RANGE = ("2.0.1", LAST_SMDDP_FRAMEWORK)
 #: Oldest DLC the training code supports (Lightning 2.x).
 MIN_FRAMEWORK_VERSION = "2.0.1"
 #: GPUs per instance for sizes that are not 1 GPU per `xlarge`-class rule below.
@@ -522,7 +522,7 @@ class TrainingConfig:
 
     @property
     def image_family(self) -> str:
-        """One of contract.IMAGE_FAMILIES: the SMDDP-era DLC (<= 2.3.0) or a current one."""
+        """A key of infra.image_contents.FAMILIES: the SMDDP-era DLC (<= 2.3.0) or a current one."""
         return family_for_framework(self.framework_version)
 
     @property

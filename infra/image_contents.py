@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training import contract
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_DIR = REPO_ROOT / "training" / "requirements"
 
@@ -116,17 +114,20 @@ FAMILIES: dict[str, ImageFamily] = {
         source="aws/deep-learning-containers pytorch/training/docker/2.10/py3/cu130/Dockerfile.gpu",
     ),
 }
-assert tuple(FAMILIES) == contract.IMAGE_FAMILIES
 
 
-#: The newest PyTorch version of the SMDDP-era images; later ones are "current".
-LAST_SMDDP_FRAMEWORK = (2, 3, 0)
+#: The newest PyTorch version of the SMDDP-era images (SMDDP's last supported framework, which
+#: infra/config.py enforces for backend=smddp); later ones are "current".
+LAST_SMDDP_FRAMEWORK = "2.3.0"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3])
 
 
 def family_for_framework(version: str) -> str:
     """`2.3.0` -> smddp, `2.10.0` -> current."""
-    parsed = tuple(int(part) for part in version.split(".")[:3])
-    return "smddp" if parsed <= LAST_SMDDP_FRAMEWORK else "current"
+    return "smddp" if _version(version) <= _version(LAST_SMDDP_FRAMEWORK) else "current"
 
 
 def family_for_image(image_uri: str) -> str:

@@ -20,6 +20,7 @@ import tarfile
 from pathlib import Path
 
 from infra import wheelhouse as wheelhouse_mod
+from infra.image_contents import family
 from infra.wheelhouse import Wheelhouse
 from training import contract
 
@@ -37,10 +38,7 @@ def bundle_files(
     root: Path = REPO_ROOT, *, image_family: str, wheelhouse: Wheelhouse | None = None
 ) -> list[tuple[str, Path | bytes]]:
     """(archive name, source path or bytes) for every file of the bundle, sorted by name."""
-    if image_family not in contract.IMAGE_FAMILIES:
-        raise ValueError(
-            f"image_family={image_family!r}: expected one of {', '.join(contract.IMAGE_FAMILIES)}"
-        )
+    family(image_family)  # a one-line ValueError naming the allowed families
     package = root / PACKAGE
     if not package.is_dir():
         raise FileNotFoundError(f"no {PACKAGE}/ package under {root}")

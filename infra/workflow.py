@@ -64,7 +64,7 @@ class TrainingWorkflow(Construct):
         subnet_ids: list[str],
         image_uri: str,
         code_s3_uri: str,
-        code_file_name: str = "sourcedir.tar.gz",
+        code_file_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)

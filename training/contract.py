@@ -13,9 +13,6 @@ from dataclasses import dataclass
 # --- Code bundle -------------------------------------------------------------------------------
 #: Entry script, relative to the root of sourcedir.tar.gz (the toolkit's `sagemaker_program`).
 ENTRY_POINT = "training/train.py"
-#: Image families: the SMDDP-era DLC (PyTorch <= 2.3.0) and the current DLCs. Each has its own
-#: locked wheelhouse (training/requirements/<family>.lock) that the bundle carries.
-IMAGE_FAMILIES = ("smddp", "current")
 #: Inside the bundle: the wheels it carries, next to requirements.txt (which installs only them).
 WHEELHOUSE_DIR = "wheels"
 #: The input channel the code bundle arrives on (SageMaker downloads it; the job needs no network).

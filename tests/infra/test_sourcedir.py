@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra import wheelhouse
-from infra.image_contents import family
+from infra.image_contents import FAMILIES, family
 from infra.sourcedir import REPO_ROOT, build_sourcedir, build_sourcedir_bytes
 from training import contract
 
@@ -39,7 +39,7 @@ def _names(data: bytes) -> list[str]:
 
 
 def test_layout_requirements_and_wheels_per_image_family(source_tree):
-    for name in contract.IMAGE_FAMILIES:
+    for name in FAMILIES:
         data = build_sourcedir_bytes(source_tree, image_family=name)
         names = _names(data)
         assert "requirements.txt" in names

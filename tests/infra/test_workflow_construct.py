@@ -53,6 +53,7 @@ class Built:
             subnet_ids=subnet_ids,
             image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.3.0",
             code_s3_uri="s3://artifacts-bucket/code/sourcedir.tar.gz",
+            code_file_name="sourcedir.tar.gz",
         )
         self.stack = stack
         self.error = None
