@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,18 @@ class Wheelhouse:
 
     requirements: str
     wheels: tuple[tuple[str, Path], ...]  # (file name, cached path), sorted
+
+
+#: This machine's Python setup, which must not reach a lock resolution or a rehearsed image.
+_LOCAL_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+
+
+def clean_pip_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without this machine's venv, PYTHONPATH or pip configuration: a local mirror or
+    find-links would hide a wheel the bundle lacks, or put a machine-local file in a lock."""
+    out = {k: v for k, v in env.items() if not k.startswith("PIP_") and k not in _LOCAL_PYTHON_VARS}
+    out["PIP_CONFIG_FILE"] = os.devnull
+    return out
 
 
 def cache_dir() -> Path:

@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from infra.image_contents import FAMILIES, ImageFamily, family
+from infra.wheelhouse import clean_pip_env
 
 #: PEP 691 JSON form of PyPI's simple index (files of every version, with sha256 digests).
 PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
@@ -38,10 +39,7 @@ PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
 def pip_env() -> dict[str, str]:
     """pip with no machine-local config (mirrors, find-links, constraints): the lock must name
     what PyPI serves, for anyone."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
+    return {**clean_pip_env(os.environ), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
 def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, str]]:

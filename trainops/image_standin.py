@@ -15,6 +15,7 @@ The folder is built once per family and venv, content-addressed under the wheel 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata as md
 import os
@@ -42,6 +43,7 @@ OVERRIDES = {"smddp": ("setuptools==80.9.0",), "current": ()}
 class ImageStandIn:
     family: str
     site: Path  # the image's packages
+    scripts: tuple[tuple[str, str], ...]  # console scripts: (name, "module:attr")
 
     def host_env(self, dest: Path) -> Path:
         """A fresh venv at `dest` that sees the image's packages; returns its bin folder."""
@@ -56,7 +58,7 @@ class ImageStandIn:
             f"import site; site.addsitedir({str(self.site)!r})\n"
         )
         bindir = dest / "bin"
-        for name, target in _console_scripts(self.site).items():
+        for name, target in self.scripts:
             script = bindir / name
             module, _, attr = target.partition(":")
             head, _, rest = attr.partition(".")
@@ -69,21 +71,21 @@ class ImageStandIn:
         return bindir
 
 
+@functools.cache
 def image_standin(family_name: str) -> ImageStandIn:
-    """The stand-in for `family_name`, built on first use (atomically: concurrent jobs agree)."""
+    """The stand-in for `family_name`: built on first use on this machine (atomically, so
+    concurrent jobs agree), looked up once per process."""
     fam = family(family_name)
     brought = _brought_by_bundles()
-    names = sorted(
-        _closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought,
-    )
+    names = sorted(_closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought)
     overrides = OVERRIDES[fam.name]
-    key = hashlib.sha256(
-        "\n".join([sys.prefix, fam.name, *names, *overrides]).encode()
-    ).hexdigest()[:16]
+    # Versions are in the key: an upgraded venv package gets a new folder, never a dangling link.
+    pins = [f"{name}=={md.version(name)}" for name in names]
+    key = hashlib.sha256("\n".join([sys.prefix, *pins, *overrides]).encode()).hexdigest()[:16]
     site = wheelhouse.cache_dir().parent / "standins" / f"{fam.name}-{key}"
     if not site.is_dir():
         _build_site(site, names, overrides)
-    return ImageStandIn(fam.name, site)
+    return ImageStandIn(fam.name, site, tuple(sorted(_console_scripts(site).items())))
 
 
 def _brought_by_bundles() -> set[str]:
@@ -126,18 +128,9 @@ def _build_site(site: Path, names: list[str], overrides: tuple[str, ...]) -> Non
             if not link.exists() and (base / top).exists():
                 link.symlink_to(base / top)
     if overrides:
+        install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--target",
-                str(tmp),
-                *list(overrides),
-            ],
+            [*install, str(tmp), *overrides],
             capture_output=True,
             text=True,
             check=False,

@@ -41,11 +41,7 @@ def network():
 
 def _image_env() -> dict[str, str]:
     """The container's environment: none of this machine's pip configuration or venv."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    for key in ("PYTHONPATH", "VIRTUAL_ENV"):
-        env.pop(key, None)
-    env.update({"PIP_CONFIG_FILE": os.devnull, "PYTHONDONTWRITEBYTECODE": "1"})
-    return env
+    return {**wheelhouse.clean_pip_env(os.environ), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _toolkit_install(bindir: Path, code: Path, network: PrivateNetwork):
