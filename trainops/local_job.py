@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -33,9 +32,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
+from infra.wheelhouse import clean_pip_env
 from training import contract
+from trainops.checkpoint_sync import CheckpointStore, CheckpointSync
+from trainops.failure_reason import has_details, summarize_failure
 from trainops.image_standin import image_standin
 from trainops.netns import PrivateNetwork
 
@@ -49,6 +50,8 @@ SAGEMAKER_ROOT = "/opt/ml"
 #: What a job's processes see as PATH beside the host's own bin (the image's system tools).
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
+#: Set per host by the toolkit or the launcher: never inherited from the machine.
+_LAUNCHER_VARS = ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_")
 #: When a host has failed, the job is lost: the survivors' torchrun waits at its exit barrier
 #: for the dead host and ignores SIGTERM, so a long grace only delays the failure.
 FAILED_PEER_GRACE_S = 2.0
@@ -121,7 +124,7 @@ class LocalTrainingJob:
             HostRun(name, root / "hosts" / f"algo-{i}")
             for i, name in enumerate(host_names(spec.instance_count), start=1)
         ]
-        self._syncer: _CheckpointSync | None = None
+        self._syncer: CheckpointSync | None = None
         self._lock: _PortLock | None = None
         self._network: PrivateNetwork | None = None
         self._finish_lock = threading.Lock()
@@ -195,7 +198,7 @@ class LocalTrainingJob:
                 _signal_group(host.process, signal.SIGKILL)
             raise
         if self.spec.checkpoint_store is not None:
-            self._syncer = _CheckpointSync(
+            self._syncer = CheckpointSync(
                 [h.checkpoint_dir for h in self.hosts], self.spec.checkpoint_store
             )
             self._syncer.start()
@@ -232,16 +235,13 @@ class LocalTrainingJob:
             self._tails.append(tail)
 
     def _host_env(self, host: HostRun, bindir: Path) -> dict[str, str]:
-        # Nothing of this machine's Python setup reaches the "image": no venv, no PYTHONPATH,
-        # and no pip configuration (a local mirror or find-links would hide a wheel the bundle
-        # lacks).
+        # Nothing of this machine's Python setup reaches the "image" (clean_pip_env).
         env = {
             k: v
-            for k, v in os.environ.items()
+            for k, v in clean_pip_env(os.environ).items()
             if not k.startswith(
-                ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_", "PIP_")
+                ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_")
             )
-            and k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
         }
         env.update(self.spec.environment)
         env.update(
@@ -253,7 +253,6 @@ class LocalTrainingJob:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "GLOO_SOCKET_IFNAME": "lo",
                 "PYTHONUNBUFFERED": "1",
-                "PIP_CONFIG_FILE": os.devnull,
                 "PATH": os.pathsep.join([str(bindir), _SYSTEM_PATH]),
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
             }
@@ -364,7 +363,7 @@ class LocalTrainingJob:
                 # and the script's error line are still in the host's log.
                 with contextlib.suppress(OSError):
                     tail = host.log_path.read_text(errors="replace")[-16384:]
-                    summary = summarize_failure(tail) if _has_details(tail) else summary
+                    summary = summarize_failure(tail) if has_details(tail) else summary
             return f"{host.base_dir.name} ({host.name}): {summary}"
         return None
 
@@ -384,72 +383,6 @@ class LocalTrainingJob:
             _, _, rest = line.partition("] ")
             latest.update(contract.parse_metric_line(rest))
         return latest
-
-
-class CheckpointStore(Protocol):
-    """Where CheckpointConfig.S3Uri points: a folder locally, an S3 prefix on the emulator."""
-
-    def restore(self, into: Path) -> None:
-        """Copy every stored checkpoint file into a host's checkpoint dir."""
-
-    def save(self, relative: str, path: Path) -> None:
-        """Store one checkpoint file (atomically: readers never see half of it)."""
-
-
-@dataclass(frozen=True)
-class DirCheckpointStore:
-    """A local folder standing in for the checkpoint S3 prefix."""
-
-    root: Path
-
-    def restore(self, into: Path) -> None:
-        if self.root.is_dir():
-            shutil.copytree(self.root, into, dirs_exist_ok=True)
-
-    def save(self, relative: str, path: Path) -> None:
-        target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.sync")
-        shutil.copy2(path, tmp)
-        os.replace(tmp, target)
-
-
-class _CheckpointSync(threading.Thread):
-    """Upload new or changed checkpoint files from every host, continuously.
-
-    SageMaker syncs CheckpointConfig.LocalPath to S3 while the job runs; a spot reclaim then
-    loses at most what was written since the last sync. Dot-files (temporary writes) are skipped.
-    """
-
-    def __init__(self, sources: list[Path], store: CheckpointStore, interval_s: float = 0.5):
-        super().__init__(daemon=True)
-        self.sources, self.store, self.interval_s = sources, store, interval_s
-        self._halt = threading.Event()
-        self._seen: dict[Path, tuple[int, int]] = {}
-
-    def run(self) -> None:
-        while not self._halt.wait(self.interval_s):
-            self.sync_once()
-        self.sync_once()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=30)
-
-    def sync_once(self) -> None:
-        for source in self.sources:
-            for path in sorted(source.rglob("*")):
-                if not path.is_file() or path.name.startswith("."):
-                    continue
-                try:
-                    stat = path.stat()
-                    stamp = (stat.st_mtime_ns, stat.st_size)
-                    if self._seen.get(path) == stamp:
-                        continue
-                    self.store.save(path.relative_to(source).as_posix(), path)
-                except FileNotFoundError:  # replaced between listing and copying
-                    continue
-                self._seen[path] = stamp
 
 
 def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
@@ -494,79 +427,3 @@ def _host_path(value: str, base_dir: Path) -> str:
 
 def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True))
-
-
-def summarize_failure(text: str) -> str:
-    """The line that explains a toolkit failure file.
-
-    The toolkit writes `ExecuteUserScriptError: / ExitCode N / ErrorMessage "..." / Command
-    "..."`, with the script's captured stderr appended right after the command; the script's
-    own last error line is the useful part, then the ErrorMessage, then the exit code.
-    """
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        return text.strip()
-    summary = _summarize(lines)
-    hint = contract.explain_network_failure(text)
-    return f"{summary} ({hint})" if hint and hint not in summary else summary
-
-
-#: pip's own error lines: the toolkit's install step failed (a requirement not in the bundle).
-_PIP_ERROR = "ERROR: "
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): \S")
-
-
-def _has_details(text: str) -> bool:
-    lines = [line.strip() for line in text.splitlines()]
-    return "Root Cause" in text or any(
-        line.startswith(("error: ", _PIP_ERROR)) or _EXCEPTION_LINE.match(line) for line in lines
-    )
-
-
-def _torchrun_root_cause(lines: list[str]) -> tuple[str, bool] | None:
-    """torchrun's `Root Cause (first observed failure)` block: which rank, how it ended, and
-    whether a signal ended it."""
-    try:
-        start = next(i for i, line in enumerate(lines) if line.startswith("Root Cause"))
-    except StopIteration:
-        return None
-    fields: dict[str, str] = {}
-    for line in lines[start + 1 : start + 12]:
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in ("rank", "exitcode", "traceback") and key.strip() not in fields:
-            fields[key.strip()] = value.strip().rstrip('"')
-    if "rank" not in fields:
-        return None
-    rank = f"rank {fields['rank']}"
-    code = fields.get("exitcode", "").split(" (pid")[0]
-    signalled = fields.get("traceback", "").startswith("Signal")
-    cause = f"{rank} exited with {code}" if code else rank
-    if signalled:
-        cause += f": {fields['traceback']}"
-    return cause, signalled
-
-
-def _summarize(lines: list[str]) -> str:
-    root = _torchrun_root_cause(lines)
-    errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
-    if root and (root[1] or not errors):  # killed by a signal: the script said nothing
-        return root[0]
-    if errors:  # the script's own one-line error, tagged with torchrun's root-cause rank
-        tagged = root and not errors[-1].startswith(("rank ", "process group"))
-        return f"{root[0].split(' exited')[0]}: {errors[-1]}" if tagged else errors[-1]
-    pip_errors = [line[len(_PIP_ERROR) :] for line in lines if line.startswith(_PIP_ERROR)]
-    if pip_errors:  # the script never ran: pip's last word says which requirement is missing
-        return f"installing requirements.txt failed: {pip_errors[-1]}"
-    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    if exceptions:
-        return exceptions[-1][:500]  # a raw log: torchrun's own traceback (script never ran)
-    last = lines[-1]
-    if last.startswith('Command "') and '"' in last[len('Command "') :]:
-        tail = last[last.index('"', len('Command "')) + 1 :].strip()
-        if tail:
-            return tail
-    for line in lines:
-        if line.startswith("ErrorMessage ") and line != 'ErrorMessage ""':
-            return line[len("ErrorMessage ") :].strip().strip('"')
-    exit_code = next((line for line in lines if line.startswith("ExitCode ")), None)
-    return exit_code or last

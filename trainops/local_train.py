@@ -14,7 +14,8 @@ from pathlib import Path
 
 from infra.sourcedir import build_sourcedir
 from training import contract
-from trainops.local_job import DirCheckpointStore, LocalJobSpec, LocalTrainingJob
+from trainops.checkpoint_sync import DirCheckpointStore
+from trainops.local_job import LocalJobSpec, LocalTrainingJob
 from trainops.script_mode import script_mode_hyperparameters
 
 DEFAULT_ROOT = Path(".runs/local")

@@ -16,7 +16,8 @@ import pytest
 
 from infra.sourcedir import build_sourcedir
 from tests import timing
-from trainops.local_job import DirCheckpointStore, HostRun, LocalJobSpec, LocalTrainingJob
+from trainops.checkpoint_sync import DirCheckpointStore
+from trainops.local_job import HostRun, LocalJobSpec, LocalTrainingJob
 from trainops.script_mode import script_mode_hyperparameters
 
 DEBUG_DIR_ENV = "TRAINING_DEBUG_DIR"

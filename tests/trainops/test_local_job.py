@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests import timing
-from trainops.local_job import DirCheckpointStore, LocalJobSpec, LocalTrainingJob, host_names
+from trainops.checkpoint_sync import DirCheckpointStore
+from trainops.local_job import LocalJobSpec, LocalTrainingJob, host_names
 from trainops.script_mode import script_mode_hyperparameters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
