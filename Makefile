@@ -65,8 +65,9 @@ synth: setup
 	npx cdk synth --quiet
 
 ## Re-resolve each image family's wheels (training/requirements/*.in -> *.lock); needs PyPI.
+## PROJECT=DIR locks a user project's requirements.txt with them (DIR/requirements.<family>.lock).
 lock: setup
-	$(BIN)/python -m infra.wheelhouse_lock
+	$(BIN)/python -m infra.wheelhouse_lock $(if $(PROJECT),--project $(PROJECT))
 
 ## Every benchmark: each prints its side-by-side measurements and ratio.
 bench: setup

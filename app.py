@@ -23,7 +23,7 @@ def main() -> int:
         )
         return 2
     except BundleError as error:
-        print(f"code bundle error (training/requirements/): {error}", file=sys.stderr)
+        print(f"code bundle error (training.source_dir / requirements): {error}", file=sys.stderr)
         return 2
     app.synth()
     return 0

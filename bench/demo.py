@@ -58,7 +58,7 @@ def demo_hyperparameters() -> dict[str, str]:
     config = TrainingConfig.from_context(
         {**load_cdk_json_context(REPO / "cdk.json"), **DEMO_CONTEXT}
     )
-    merged = {key: hp.default for key, hp in contract.HYPERPARAMETERS.items()}
+    merged = {**contract.runner_defaults(), "config": config.config}
     merged.update({str(k): str(v) for k, v in config.hyperparameters.items()})
     return merged
 

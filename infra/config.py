@@ -285,12 +285,31 @@ def validate_hyperparameter(name: str, value: Any) -> str:
     if name.startswith("sagemaker_"):
         raise _fail(key, value, "sagemaker_* keys are set by the workflow, not by users")
     if not isinstance(value, str):
-        raise _fail(key, value, "expected a string (SageMaker sends hyperparameters as strings)")
+        shown = json.dumps(value) if isinstance(value, (list, dict, int, float, bool)) else value
+        raise _fail(
+            key,
+            value,
+            "expected a string (SageMaker sends hyperparameters as strings): write it as "
+            f"{json.dumps(str(shown))}",
+        )
     if not value or len(value) > MAX_HYPERPARAMETER_LEN:
         raise _fail(key, value, f"expected 1 to {MAX_HYPERPARAMETER_LEN} characters")
+    if contract.is_override_key(name):
+        try:
+            contract.parse_hyperparameter(name, value)
+        except contract.HyperparameterError as err:
+            raise _fail(key, value, str(err).split(" is invalid: ", 1)[-1]) from None
+        return value
     spec = contract.HYPERPARAMETERS.get(name)
     if spec is None:
-        return value
+        raise _fail(
+            key,
+            value,
+            "expected a runner key (" + ", ".join(contract.HYPERPARAMETERS) + ") or a config "
+            "override like model.init_args.lr, data.init_args.batch_size, trainer.max_epochs",
+        )
+    if name == "config":
+        raise _fail(key, value, "set training.config instead (the task config)")
     if spec.choices and value not in spec.choices:
         raise _fail(key, value, f"expected one of {', '.join(spec.choices)}")
     rule = hyperparameter_rule(name)
@@ -304,7 +323,9 @@ def validate_hyperparameter(name: str, value: Any) -> str:
         if kind == "float" and number is not None and not math.isfinite(number):
             ok = False
         if not ok:
-            raise _fail(key, value, f"expected {spec.help.split('(')[-1].rstrip(')')}")
+            raise _fail(key, value, f"expected {spec.rule()}")
+    if name == "lr_key" and not contract.is_override_key(value):
+        raise _fail(key, value, "expected a config key like model.init_args.lr")
     return value
 
 
@@ -319,6 +340,89 @@ def validate_hyperparameters(value: Any) -> dict[str, str]:
             f" {RESERVED_HYPERPARAMETERS} sagemaker_* entries the workflow adds)",
         )
     return {name: validate_hyperparameter(name, v) for name, v in value.items()}
+
+
+def validate_source_dir(value: Any, base: Path | None = None) -> str | None:
+    """The user project folder (absolute), checked: exists, and no top-level entry clashes with
+    the bundle's own (training/, wheels/). None = the built-in tasks only."""
+    if value is None or value == "" or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if not isinstance(value, str):
+        raise _fail("source_dir", value, "expected a folder path (relative to cdk.json) or null")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    if not path.is_dir():
+        raise _fail(
+            "source_dir", value, f"no such folder {path} (relative paths start at cdk.json)"
+        )
+    for name in contract.RESERVED_TOP_LEVEL:
+        clash = path / name
+        if name != "requirements.txt" and (clash.exists() or clash.with_suffix(".py").exists()):
+            raise _fail(
+                "source_dir",
+                value,
+                f"its top-level {name!r} clashes with the bundle's own {name}/: rename the "
+                "package (the runner is imported as `training`)",
+            )
+    return str(path.resolve())
+
+
+def validate_task_config(value: Any, source_dir: str | None) -> str:
+    """A built-in task name, or a YAML path inside source_dir naming model and data classes."""
+    if not isinstance(value, str) or not value:
+        raise _fail("config", value, "expected a built-in task or a YAML path in source_dir")
+    if value in contract.BUILTIN_TASKS:
+        return value
+    if source_dir is None:
+        raise _fail(
+            "config",
+            value,
+            f"expected a built-in task ({', '.join(contract.BUILTIN_TASKS)}), or set "
+            "training.source_dir to the project holding this file",
+        )
+    rel = Path(value)
+    path = (Path(source_dir) / rel).resolve()
+    if rel.is_absolute() or Path(source_dir) not in path.parents:
+        raise _fail("config", value, "expected a path relative to training.source_dir, inside it")
+    if not path.is_file() or path.suffix not in (".yaml", ".yml"):
+        raise _fail("config", value, f"no YAML file {path}")
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise _fail("config", value, f"not valid YAML: {str(err).splitlines()[0]}") from None
+    for section in ("model", "data"):
+        entry = data.get(section) if isinstance(data, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_path"), str):
+            raise _fail(
+                "config",
+                value,
+                f"expected a LightningCLI config with {section}: class_path (+ init_args)",
+            )
+    return rel.as_posix()
+
+
+def validate_metrics(value: Any) -> tuple[str, ...]:
+    """Task metric names that get MetricDefinitions (the runner's own are always added)."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise _fail("metrics", value, "expected a list of metric names")
+    names = tuple(dict.fromkeys(v for v in value if v not in contract.RUNNER_METRICS))
+    for name in names:
+        if not contract.is_metric_name(name):
+            raise _fail("metrics", name, "expected a metric name without spaces or '='")
+    limit = contract.MAX_METRIC_DEFINITIONS - len(contract.RUNNER_METRICS)
+    if len(names) > limit:
+        raise _fail(
+            "metrics",
+            f"{len(names)} names",
+            f"expected at most {limit} (SageMaker takes {contract.MAX_METRIC_DEFINITIONS} metric "
+            f"definitions; the runner adds {', '.join(contract.RUNNER_METRICS)})",
+        )
+    return names
 
 
 # EventBridge Scheduler cron: cron(minutes hours day-of-month month day-of-week year)
@@ -483,6 +587,12 @@ class TrainingConfig:
     keep_alive_s: int = 0  # warm pool; only without spot
     input_mode: str = "FastFile"  # File | FastFile
     hyperparameters: dict[str, str] = field(default_factory=dict)
+    #: The user project (LightningModule + DataModule + config); None = built-in tasks only.
+    source_dir: str | None = None
+    #: The task config: a built-in task name or a YAML path inside source_dir.
+    config: str = "digits"
+    #: Metric names the task logs that get SageMaker MetricDefinitions.
+    metrics: tuple[str, ...] = ()
     schedule_cron: str | None = "cron(0 3 ? * SUN *)"  # None = no schedule
     schedule_timezone: str = "UTC"
     schedule_flexible_window_min: int = 0
@@ -548,7 +658,7 @@ class TrainingConfig:
 
 _FIELD_NAMES = tuple(f.name for f in fields(TrainingConfig))
 _MAP_FIELDS = ("hyperparameters", "tags")
-_OPTIONAL_FIELDS = ("schedule_cron", "notification_email")
+_OPTIONAL_FIELDS = ("schedule_cron", "notification_email", "source_dir")
 
 
 def merge_context(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -635,6 +745,9 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
             pg,
             f"nccl needs GPUs; {instance_type} has none",
         )
+    source_dir = out["source_dir"] = validate_source_dir(v["source_dir"])
+    out["config"] = validate_task_config(v["config"], source_dir)
+    out["metrics"] = validate_metrics(v["metrics"])
     out["schedule_cron"] = validate_schedule(v["schedule_cron"])
     out["schedule_timezone"] = validate_timezone(v["schedule_timezone"])
     out["schedule_flexible_window_min"] = _range(

@@ -32,15 +32,16 @@ class SourceBundle(Construct):
         python: str | None = None,
         root: Path = REPO_ROOT,
         build_dir: Path | None = None,
+        project: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if build_dir is None:
             outdir = Path(cdk.Stage.of(self).outdir if cdk.Stage.of(self) else ".")
             build_dir = outdir / ".sourcedir" / image_family
         archive = Path(build_dir) / ARCHIVE_NAME
-        house = wheelhouse.build(image_family, python=python)
+        house = wheelhouse.build(image_family, python=python, project=project)
         self.sha256 = build_sourcedir(
-            archive, image_family=image_family, root=root, wheelhouse=house
+            archive, image_family=image_family, root=root, wheelhouse=house, project=project
         )
         self.asset = s3_assets.Asset(
             self,

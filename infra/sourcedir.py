@@ -3,8 +3,11 @@
 Layout at the archive root, as SageMaker's toolkit unpacks it into /opt/ml/code:
 
     requirements.txt      installs only ./wheels, hash-pinned (infra/wheelhouse.py)
-    wheels/*.whl          every package the image family lacks (its lock, training/requirements/)
-    training/...          the training package (.py and data files; no caches, no tests)
+    wheels/*.whl          every package the image family lacks (its lock, training/requirements/,
+                          or the user project's requirements.<family>.lock)
+    training/...          the runner package (.py and data files; no caches, no tests)
+    <project>/...         the user project's files (training.source_dir), at the root, so its
+                          packages import as they do in the project folder
 
 Same source bytes -> same archive bytes: entries sorted, mtimes/uid/gid/names zeroed, modes
 fixed, gzip header without file name and with mtime 0. `touch` changes nothing; an edit does.
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from infra import wheelhouse as wheelhouse_mod
 from infra.image_contents import family
-from infra.wheelhouse import Wheelhouse
+from infra.wheelhouse import BundleError, Wheelhouse
 from training import contract
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,15 +37,53 @@ _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 
 
+#: A user project bigger than this is refused: data belongs in a channel, not in the code.
+MAX_PROJECT_BYTES = 64 * 1024 * 1024
+_PROJECT_SKIP_SUFFIXES = (".pyc", ".pyo", ".ckpt", ".lock")
+
+
+def project_files(project: Path) -> list[tuple[str, Path]]:
+    """The user project's files for the bundle root (no caches, hidden files or locks; its
+    requirements.txt becomes the wheelhouse instead)."""
+    project = Path(project)
+    for name in contract.RESERVED_TOP_LEVEL[:2]:
+        if (project / name).exists() or (project / f"{name}.py").exists():
+            raise BundleError(
+                f"{project}: top-level {name!r} clashes with the bundle's own {name}/: rename it"
+            )
+    out, total = [], 0
+    for path in sorted(project.rglob("*")):
+        rel = path.relative_to(project)
+        if any(part in EXCLUDE_DIRS[:4] or part.startswith(".") for part in rel.parts):
+            continue
+        if not path.is_file() or path.suffix in _PROJECT_SKIP_SUFFIXES:
+            continue
+        if rel.as_posix() == wheelhouse_mod.PROJECT_REQUIREMENTS:
+            continue
+        total += path.stat().st_size
+        out.append((rel.as_posix(), path))
+    if total > MAX_PROJECT_BYTES:
+        largest = max(out, key=lambda entry: entry[1].stat().st_size)[0]
+        raise BundleError(
+            f"{project}: {total / 2**20:.0f} MiB of files (largest {largest}), above the "
+            f"{MAX_PROJECT_BYTES // 2**20} MiB code limit: data belongs in the train channel"
+        )
+    return out
+
+
 def bundle_files(
-    root: Path = REPO_ROOT, *, image_family: str, wheelhouse: Wheelhouse | None = None
+    root: Path = REPO_ROOT,
+    *,
+    image_family: str,
+    wheelhouse: Wheelhouse | None = None,
+    project: Path | None = None,
 ) -> list[tuple[str, Path | bytes]]:
     """(archive name, source path or bytes) for every file of the bundle, sorted by name."""
     family(image_family)  # a one-line ValueError naming the allowed families
     package = root / PACKAGE
     if not package.is_dir():
         raise FileNotFoundError(f"no {PACKAGE}/ package under {root}")
-    house = wheelhouse or wheelhouse_mod.build(image_family)
+    house = wheelhouse or wheelhouse_mod.build(image_family, project=project)
     entries: list[tuple[str, Path | bytes]] = [("requirements.txt", house.requirements.encode())]
     entries += [(f"{contract.WHEELHOUSE_DIR}/{name}", path) for name, path in house.wheels]
     for path in package.rglob("*"):
@@ -51,6 +92,8 @@ def bundle_files(
             continue
         if path.is_file() and path.suffix in INCLUDE_SUFFIXES and not path.name.startswith("test_"):
             entries.append((rel.as_posix(), path))
+    if project is not None:
+        entries += project_files(project)
     return sorted(entries, key=lambda entry: entry[0])
 
 
@@ -66,10 +109,14 @@ def _tarinfo(name: str, *, size: int = 0, is_dir: bool = False) -> tarfile.TarIn
 
 
 def build_sourcedir_bytes(
-    root: Path = REPO_ROOT, *, image_family: str, wheelhouse: Wheelhouse | None = None
+    root: Path = REPO_ROOT,
+    *,
+    image_family: str,
+    wheelhouse: Wheelhouse | None = None,
+    project: Path | None = None,
 ) -> bytes:
     """The archive as bytes (deterministic)."""
-    files = bundle_files(root, image_family=image_family, wheelhouse=wheelhouse)
+    files = bundle_files(root, image_family=image_family, wheelhouse=wheelhouse, project=project)
     dirs = sorted({str(Path(name).parent.as_posix()) for name, _ in files} - {"."})
     # every parent directory too, so the toolkit recreates empty-looking packages faithfully
     for d in list(dirs):
@@ -100,9 +147,12 @@ def build_sourcedir(
     image_family: str,
     root: Path = REPO_ROOT,
     wheelhouse: Wheelhouse | None = None,
+    project: Path | None = None,
 ) -> str:
     """Write the archive to `out_path` (only if its bytes changed); return its sha256 hex."""
-    data = build_sourcedir_bytes(root, image_family=image_family, wheelhouse=wheelhouse)
+    data = build_sourcedir_bytes(
+        root, image_family=image_family, wheelhouse=wheelhouse, project=project
+    )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if not out_path.is_file() or out_path.read_bytes() != data:

@@ -50,7 +50,11 @@ class TrainingStack(cdk.Stack):
         )
         self.image = TrainingImage(self, "Image", config=config)
         self.code = SourceBundle(
-            self, "Code", image_family=config.image_family, python=config.python_version
+            self,
+            "Code",
+            image_family=config.image_family,
+            python=config.python_version,
+            project=Path(config.source_dir) if config.source_dir else None,
         )
         self.execution = ExecutionRole(
             self,

@@ -42,7 +42,9 @@ _LINE = re.compile(
     r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+)\s+--hash=sha256:(?P<sha>[0-9a-f]{64})"
     r"\s+#\s*(?P<file>\S+\.whl)\s*$"
 )
-_IN_DIGEST = re.compile(r"\(sha256 (?P<sha>[0-9a-f]{64})\)")
+_DIGESTS = re.compile(r"(?P<name>[\w.-]+) \(sha256 (?P<sha>[0-9a-f]{64})\)")
+#: A user project's own requirements (training.source_dir), locked next to it per family.
+PROJECT_REQUIREMENTS = "requirements.txt"
 
 
 class BundleError(ValueError):
@@ -89,18 +91,39 @@ def cache_dir() -> Path:
     return Path(base) / "trainops" / "wheels"
 
 
-def read_lock(fam: ImageFamily) -> list[LockedWheel]:
-    """The lock's pins; refuses a lock older than its .in file (one line saying what to run)."""
-    where = f"training/requirements/{fam.lock.name}"
-    if not fam.lock.is_file():
-        raise BundleError(f"{where} is missing: run `make lock` (needs PyPI)")
-    text = fam.lock.read_text()
-    recorded = _IN_DIGEST.search(text)
-    actual = hashlib.sha256(fam.requirements_in.read_bytes()).hexdigest()
-    if recorded is None or recorded["sha"] != actual:
-        raise BundleError(
-            f"{where} is out of date with {fam.requirements_in.name}: run `make lock` (needs PyPI)"
-        )
+def project_lock(project: Path, fam: ImageFamily) -> Path:
+    """Where a user project's lock for `fam` lives: <project>/requirements.<family>.lock."""
+    return Path(project) / f"requirements.{fam.name}.lock"
+
+
+def lock_inputs(fam: ImageFamily, project: Path | None) -> dict[str, Path]:
+    """The files a lock is generated from (recorded by name and sha256 in its header)."""
+    inputs = {fam.requirements_in.name: fam.requirements_in}
+    if project is not None and (Path(project) / PROJECT_REQUIREMENTS).is_file():
+        inputs[PROJECT_REQUIREMENTS] = Path(project) / PROJECT_REQUIREMENTS
+    return inputs
+
+
+def lock_command(project: Path | None) -> str:
+    return f"`make lock PROJECT={project}`" if project is not None else "`make lock`"
+
+
+def read_lock(fam: ImageFamily, project: Path | None = None) -> list[LockedWheel]:
+    """The pins the bundle installs: the family's lock, or the project's when the project has a
+    requirements.txt. Refuses a lock older than its inputs (one line saying what to run)."""
+    inputs = lock_inputs(fam, project)
+    if PROJECT_REQUIREMENTS in inputs:
+        path, where = project_lock(project, fam), str(project_lock(project, fam))
+    else:
+        path, where = fam.lock, f"training/requirements/{fam.lock.name}"
+    run = f"run {lock_command(project if PROJECT_REQUIREMENTS in inputs else None)} (needs PyPI)"
+    if not path.is_file():
+        raise BundleError(f"{where} is missing: {run}")
+    text = path.read_text()
+    recorded = {m["name"]: m["sha"] for m in _DIGESTS.finditer(text.split("\n# The image", 1)[0])}
+    for name, source in inputs.items():
+        if recorded.get(name) != hashlib.sha256(source.read_bytes()).hexdigest():
+            raise BundleError(f"{where} is out of date with {name}: {run}")
     wheels = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
@@ -109,7 +132,7 @@ def read_lock(fam: ImageFamily) -> list[LockedWheel]:
         if match is None:
             raise BundleError(
                 f"{where}:{number}: {line[:80]!r} is not `name==version --hash=sha256:... "
-                "# file.whl`: regenerate it with `make lock`"
+                f"# file.whl`: regenerate it: {run}"
             )
         wheels.append(LockedWheel(match["name"], match["version"], match["sha"], match["file"]))
     return wheels
@@ -178,12 +201,12 @@ def _download(wheels: list[LockedWheel], fam: ImageFamily, root: Path) -> None:
             os.replace(partial, target)  # readers never see half a wheel
 
 
-def requirements_text(wheels: list[LockedWheel], fam: ImageFamily) -> str:
+def requirements_text(wheels: list[LockedWheel], fam: ImageFamily, source: str = "") -> str:
     """The bundle's requirements.txt: the wheelhouse only, every file hash-pinned."""
     lines = [
         "# Installed by the SageMaker toolkit at job start, with no network: only the wheels in",
         f"# ./{WHEELHOUSE_DIR}/, for {fam.description}.",
-        f"# Generated at synth from training/requirements/{fam.lock.name}.",
+        f"# Generated at synth from {source or 'training/requirements/' + fam.lock.name}.",
         "--no-index",
         f"--find-links {WHEELHOUSE_DIR}",
         *(w.pin for w in wheels),
@@ -202,14 +225,19 @@ def check_size(files: list[Path], limit: int = MAX_BUNDLE_BYTES) -> None:
         )
 
 
-def build(image_family: str, *, python: str | None = None) -> Wheelhouse:
-    """The family's wheelhouse, checked against the image's Python (default: the family's)."""
+def build(
+    image_family: str, *, python: str | None = None, project: Path | None = None
+) -> Wheelhouse:
+    """The family's wheelhouse (with the project's requirements when it has any), checked
+    against the image's Python (default: the family's)."""
     fam = family(image_family)
-    wheels = read_lock(fam)
+    wheels = read_lock(fam, project)
+    own = PROJECT_REQUIREMENTS in lock_inputs(fam, project)
+    source = project_lock(project, fam).name if own and project else ""
     check_fits(wheels, fam, python or fam.python)
     paths = fetch(wheels, fam)
     check_size(paths)
     return Wheelhouse(
-        requirements=requirements_text(wheels, fam),
+        requirements=requirements_text(wheels, fam, source),
         wheels=tuple(sorted((p.name, p) for p in paths)),
     )

@@ -152,6 +152,9 @@ class WorkflowSettings:
     code_file_name: str = "sourcedir.tar.gz"
     max_capacity_retries: int = 3
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    #: The task config (hyperparameter `config`) and the task metrics with MetricDefinitions.
+    config: str = "digits"
+    metrics: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     backoff_base_s: int = 300
     backoff_max_s: int = 3600
@@ -177,6 +180,8 @@ class WorkflowSettings:
             "network_isolation",
             "max_capacity_retries",
             "hyperparameters",
+            "config",
+            "metrics",
             "tags",
         )
         values = {name: getattr(config, name) for name in names}
@@ -184,8 +189,8 @@ class WorkflowSettings:
 
     @property
     def default_hyperparameters(self) -> dict[str, str]:
-        """Contract defaults, then the configured ones on top."""
-        merged = {key: hp.default for key, hp in contract.HYPERPARAMETERS.items()}
+        """The runner's defaults and the task config, then the configured ones on top."""
+        merged = {**contract.runner_defaults(), "config": self.config}
         merged.update({str(k): str(v) for k, v in self.hyperparameters.items()})
         return merged
 
@@ -413,7 +418,7 @@ def _training_request(s: WorkflowSettings) -> dict:
         "AlgorithmSpecification": {
             "TrainingImage": s.image_uri,
             "TrainingInputMode": s.input_mode,
-            "MetricDefinitions": contract.metric_definitions(),
+            "MetricDefinitions": contract.metric_definitions(s.metrics),
         },
         "HyperParameters.$": "$.job.hyperparameters",
         "InputDataConfig": [

@@ -292,10 +292,9 @@ def resolve_precision(requested: str, accelerator: str, bf16_supported: bool) ->
     return requested
 
 
-def lightning_kwargs(cluster: Cluster, timeout_s: int) -> dict[str, Any]:
-    """Trainer arguments for the cluster: accelerator, devices, num_nodes and the strategy."""
-    from pytorch_lightning.strategies import DDPStrategy
-
+def lightning_kwargs(cluster: Cluster, timeout_s: int, pl: Any) -> dict[str, Any]:
+    """Trainer arguments for the cluster, from the task's Lightning package `pl`: accelerator,
+    devices, num_nodes and the strategy."""
     kwargs: dict[str, Any] = {
         "accelerator": cluster.accelerator,
         "devices": cluster.devices_per_node,
@@ -304,20 +303,17 @@ def lightning_kwargs(cluster: Cluster, timeout_s: int) -> dict[str, Any]:
     if not cluster.distributed:
         kwargs["strategy"] = "auto"
         return kwargs
-    kwargs["strategy"] = DDPStrategy(
-        cluster_environment=cluster_environment(cluster),
+    kwargs["strategy"] = pl.strategies.DDPStrategy(
+        cluster_environment=cluster_environment(cluster, pl),
         process_group_backend=cluster.backend,
         timeout=timedelta(seconds=timeout_s),
     )
     return kwargs
 
 
-def cluster_environment(cluster: Cluster) -> Any:
+def cluster_environment(cluster: Cluster, pl: Any) -> Any:
     """Lightning's view of the cluster, matching the launcher."""
+    environments = pl.plugins.environments
     if cluster.launcher == "torchrun":
-        from pytorch_lightning.plugins.environments import TorchElasticEnvironment
-
-        return TorchElasticEnvironment()
-    from pytorch_lightning.plugins.environments import LightningEnvironment
-
-    return LightningEnvironment()
+        return environments.TorchElasticEnvironment()
+    return environments.LightningEnvironment()

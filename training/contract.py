@@ -7,6 +7,7 @@ training script all import this module, so it must stay free of torch and CDK im
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -31,7 +32,10 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHECKPOINT_FILE = "last.ckpt"
 #: The checkpoint before last.ckpt, kept so a truncated or corrupt last.ckpt is not fatal.
 PREVIOUS_CHECKPOINT_FILE = "previous.ckpt"
+#: The model dir (model.tar.gz), written by global rank 0 alone: the LightningModule's weights,
+#: the resolved task config (reloads the classes) and a JSON record of the run.
 MODEL_FILE = "model.pt"
+MODEL_CONFIG_FILE = "config.yaml"
 MODEL_INFO_FILE = "model.json"
 
 # --- Distribution (SageMaker framework parameters, i.e. launcher flags) --------------------------
@@ -45,18 +49,21 @@ BACKENDS = ("smddp", "torchrun", "none")
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One user-facing hyperparameter: its default (as SageMaker sends it, a string) and rule.
+    """One runner hyperparameter: its default (as SageMaker sends it, a string) and rule.
 
     `kind` is "int", "float" or "str"; `minimum` bounds numbers (inclusive, or exclusive when
-    `exclusive_minimum`); `choices`, when given, lists every allowed string.
+    `exclusive_minimum`); `choices`, when given, lists every allowed string. A `target` makes the
+    key a shortcut for one config override (`epochs` -> `trainer.max_epochs`); shortcuts have no
+    default of their own (the task config holds it).
     """
 
-    default: str
+    default: str | None
     help: str
     choices: tuple[str, ...] = ()
     kind: str = "str"
     minimum: float | None = None
     exclusive_minimum: bool = False
+    target: str | None = None
 
     def rule(self) -> str:
         """What is allowed, in words: `an integer >= 1`, `one of linear, sqrt, none`."""
@@ -69,20 +76,75 @@ class Hyperparameter:
         return f"{noun} {'>' if self.exclusive_minimum else '>='} {bound}"
 
 
-#: User hyperparameters the script understands. Values travel as strings (CreateTrainingJob).
+# --- The task config -----------------------------------------------------------------------------
+#: Built-in tasks: `config=<name>` selects training/tasks/<name>.yaml inside the bundle.
+BUILTIN_TASKS = ("digits",)
+TASKS_DIR = "training/tasks"
+#: Sections of a LightningCLI config that hyperparameters may override (`model.init_args.lr`).
+OVERRIDE_SECTIONS = ("model", "data", "trainer", "optimizer", "lr_scheduler")
+_OVERRIDE_KEY = re.compile("(?:" + "|".join(OVERRIDE_SECTIONS) + r")(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+#: Names a user project cannot use at its top level: the bundle's own entries.
+RESERVED_TOP_LEVEL = ("training", WHEELHOUSE_DIR, "requirements.txt")
+
+
+def builtin_config(name: str) -> str:
+    """The bundle path of a built-in task's config."""
+    return f"{TASKS_DIR}/{name}.yaml"
+
+
+def is_override_key(key: str) -> bool:
+    """`model.init_args.lr`, `data.init_args.batch_size`, `trainer.max_epochs`, ..."""
+    return bool(_OVERRIDE_KEY.fullmatch(key))
+
+
+#: Hyperparameters of the runner itself. Values travel as strings (CreateTrainingJob); every
+#: other key is a dotted override of the task config (`is_override_key`).
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
+    "config": Hyperparameter(
+        "digits",
+        "the task config: a built-in task (" + ", ".join(BUILTIN_TASKS) + ") or the path of a "
+        "LightningCLI YAML file inside the code bundle (the user project)",
+    ),
     "epochs": Hyperparameter(
-        "10", "number of training epochs (integer >= 1)", kind="int", minimum=1
+        None,
+        "number of training epochs (integer >= 1); shortcut for trainer.max_epochs",
+        kind="int",
+        minimum=1,
+        target="trainer.max_epochs",
+    ),
+    "max_steps": Hyperparameter(
+        None,
+        "stop after this many optimizer steps in total, -1 = no limit (integer >= -1); "
+        "shortcut for trainer.max_steps",
+        kind="int",
+        minimum=-1,
+        target="trainer.max_steps",
     ),
     "batch_size": Hyperparameter(
-        "256", "per-device batch size (integer >= 1)", kind="int", minimum=1
+        None,
+        "per-device batch size (integer >= 1); shortcut for data.init_args.batch_size",
+        kind="int",
+        minimum=1,
+        target="data.init_args.batch_size",
+    ),
+    "num_workers": Hyperparameter(
+        None,
+        "data loader workers per process (integer >= 0); shortcut for data.init_args.num_workers",
+        kind="int",
+        minimum=0,
+        target="data.init_args.num_workers",
     ),
     "lr": Hyperparameter(
-        "0.001",
-        "base learning rate for one process (float > 0)",
+        None,
+        "base learning rate for one process (float > 0); shortcut for the lr_key override",
         kind="float",
         minimum=0,
         exclusive_minimum=True,
+        target="<lr_key>",
+    ),
+    "lr_key": Hyperparameter(
+        "model.init_args.lr",
+        "the config key holding the base learning rate, scaled by lr_scaling",
     ),
     "lr_scaling": Hyperparameter(
         "linear", "how the learning rate grows with world size", ("linear", "sqrt", "none")
@@ -93,9 +155,6 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         ("auto", "32", "16-mixed", "bf16-mixed"),
     ),
     "seed": Hyperparameter("42", "random seed (integer >= 0)", kind="int", minimum=0),
-    "num_workers": Hyperparameter(
-        "0", "data loader workers per process (integer >= 0)", kind="int", minimum=0
-    ),
     "checkpoint_every_n_steps": Hyperparameter(
         "50",
         "write last.ckpt every N optimizer steps, and at each epoch end (integer >= 1)",
@@ -114,30 +173,51 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         "gloo on CPU",
         ("auto", "smddp", "nccl", "gloo"),
     ),
-    "max_steps": Hyperparameter(
-        "-1",
-        "stop after this many optimizer steps in total, -1 = no limit (integer >= -1)",
-        kind="int",
-        minimum=-1,
-    ),
 }
+
+
+def runner_defaults() -> dict[str, str]:
+    """The runner keys that have defaults, as SageMaker sends them (the workflow adds them)."""
+    return {k: spec.default for k, spec in HYPERPARAMETERS.items() if spec.default is not None}
 
 
 class HyperparameterError(ValueError):
     """A hyperparameter value that breaks its rule; the message is one line for the operator."""
 
 
+def _json_container(value: str) -> str | None:
+    text = value.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    return "object" if isinstance(decoded, dict) else None
+
+
 def parse_hyperparameter(name: str, value: str) -> int | float | str:
     """Check one hyperparameter (as the string SageMaker sends) and return its typed value.
 
-    Raises HyperparameterError with one line naming the key, the value and what is allowed:
-    `hyperparameter epochs='ten' is invalid: expected an integer >= 1`.
+    A dotted config override comes back as the string (the task's class signatures check it);
+    a runner key is typed by its rule. Raises HyperparameterError with one line naming the key,
+    the value and what is allowed: `hyperparameter epochs='ten' is invalid: expected an integer
+    >= 1`.
     """
+    if is_override_key(name):
+        if _json_container(value):
+            raise HyperparameterError(
+                f"hyperparameter {name}={value!r} is invalid: a JSON object, which the SageMaker "
+                f"toolkit rewrites to k=v pairs; set one key per entry ({name}.<key>=<value>)"
+            )
+        return value
     spec = HYPERPARAMETERS.get(name)
     if spec is None:
         raise HyperparameterError(
             f"unknown hyperparameter {name}={value!r}: expected one of "
             + ", ".join(HYPERPARAMETERS)
+            + " or a config override like model.init_args.<name>, data.init_args.<name>, "
+            "trainer.<name>"
         )
     bad = HyperparameterError(f"hyperparameter {name}={value!r} is invalid: expected {spec.rule()}")
     text = str(value).strip()
@@ -154,6 +234,13 @@ def parse_hyperparameter(name: str, value: str) -> int | float | str:
             if typed != typed or typed in (float("inf"), float("-inf")):
                 raise bad
         else:
+            if name == "lr_key" and not is_override_key(text):
+                raise HyperparameterError(
+                    f"hyperparameter lr_key={value!r} is invalid: expected a config key like "
+                    "model.init_args.lr or optimizer.init_args.lr"
+                )
+            if not text:
+                raise bad
             return text
     except ValueError:
         raise bad from None
@@ -172,6 +259,9 @@ CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
 CACHE_DIR_ENV = "TRAINING_CACHE_DIR"
 #: Outside SageMaker: the root of the local model/output/checkpoint folders (default .runs/local).
 LOCAL_ROOT_ENV = "TRAINING_LOCAL_ROOT"
+#: Test hook: each rank writes rank-<N>.json (parameter hash, step, cluster) there, and
+#: prepare_data leaves a marker per call.
+DEBUG_DIR_ENV = "TRAINING_DEBUG_DIR"
 
 #: torchrun's static rendezvous reads this (`--rdzv-conf`); `timeout=N` bounds how long a host
 #: waits for the others before the job fails (torch's default: 600 s).
@@ -208,24 +298,40 @@ def explain_network_failure(text: str) -> str | None:
 
 
 # --- Metrics -----------------------------------------------------------------------------------
-#: Every metric line the script prints starts with this tag, then `name=value` pairs.
+#: Every metric line the script prints starts with this tag, then `name=value` pairs: `step`,
+#: every scalar the task logs (sorted), then the runner's own.
 METRIC_LINE_PREFIX = "[metrics]"
-#: Metrics the script reports; each gets a SageMaker MetricDefinition.
-METRIC_NAMES = ("train_loss", "val_loss", "val_acc", "epoch", "samples_per_sec", "lr")
+#: What the runner adds to every metric line after training epochs.
+RUNNER_METRICS = ("epoch", "samples_per_sec")
+#: CreateTrainingJob takes at most this many MetricDefinitions.
+MAX_METRIC_DEFINITIONS = 40
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_METRIC_NAME = re.compile(r"[^\s=]{1,200}")
+
+
+def metric_name(name: str) -> str:
+    """A logged metric's name as it appears in a metric line (no spaces or `=`)."""
+    return re.sub(r"[\s=]", "_", str(name))
+
+
+def is_metric_name(name: str) -> bool:
+    return bool(_METRIC_NAME.fullmatch(name))
 
 
 def format_metric_line(metrics: dict[str, float], step: int) -> str:
-    """Render one metric line: `[metrics] step=12 val_acc=0.9812 ...` (stable key order)."""
+    """Render one metric line: `[metrics] step=12 val_acc=0.9812 ... epoch=3 samples_per_sec=..`."""
     parts = [f"step={int(step)}"]
-    parts += [f"{name}={float(metrics[name]):.6g}" for name in METRIC_NAMES if name in metrics]
+    task = sorted(k for k in metrics if k not in RUNNER_METRICS and k != "step")
+    names = [*task, *(k for k in RUNNER_METRICS if k in metrics)]
+    parts += [f"{metric_name(name)}={float(metrics[name]):.6g}" for name in names]
     return f"{METRIC_LINE_PREFIX} " + " ".join(parts)
 
 
-def metric_definitions() -> list[dict[str, str]]:
-    """SageMaker MetricDefinitions (Name/Regex) for every metric the script prints."""
+def metric_definitions(names: tuple[str, ...] | list[str] = ()) -> list[dict[str, str]]:
+    """SageMaker MetricDefinitions (Name/Regex) for the task's `names` and the runner's own."""
     prefix = re.escape(METRIC_LINE_PREFIX)
-    return [{"Name": name, "Regex": rf"{prefix}.*\b{name}={_NUMBER}"} for name in METRIC_NAMES]
+    wanted = [*dict.fromkeys([*names, *RUNNER_METRICS])]
+    return [{"Name": name, "Regex": rf"{prefix}.* {re.escape(name)}={_NUMBER}"} for name in wanted]
 
 
 def parse_metric_line(line: str) -> dict[str, float]:

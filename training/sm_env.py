@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 
@@ -28,35 +28,75 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """The user hyperparameters of contract.HYPERPARAMETERS, typed and validated."""
+    """The runner's hyperparameters (contract.HYPERPARAMETERS) typed and validated, plus the
+    dotted overrides of the task config (`model.init_args.lr` -> "3e-5"), still strings: the
+    task's class signatures check those (training/task.py)."""
 
-    epochs: int
-    batch_size: int
-    lr: float
+    config: str
+    epochs: int | None
+    max_steps: int | None
+    batch_size: int | None
+    num_workers: int | None
+    lr: float | None
+    lr_key: str
     lr_scaling: str
     precision: str
     seed: int
-    num_workers: int
     checkpoint_every_n_steps: int
     dist_timeout_s: int
     process_group_backend: str
-    max_steps: int
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str]) -> Hyperparameters:
         """Defaults from the contract, overridden by `values`; raises ConfigError (one line)."""
-        merged = {name: spec.default for name, spec in contract.HYPERPARAMETERS.items()}
-        merged.update(values)
-        typed = {}
-        for name, raw in merged.items():
+        merged: dict[str, str | None] = {k: s.default for k, s in contract.HYPERPARAMETERS.items()}
+        overrides: dict[str, str] = {}
+        for name, raw in values.items():
             try:
-                typed[name] = contract.parse_hyperparameter(name, raw)
+                typed = contract.parse_hyperparameter(name, raw)
             except contract.HyperparameterError as err:
                 raise ConfigError(str(err)) from None
-        return cls(**typed)
+            if contract.is_override_key(name):
+                overrides[name] = str(typed)
+            else:
+                merged[name] = raw
+        typed_values: dict[str, object] = {}
+        for name, raw in merged.items():
+            if raw is None:
+                typed_values[name] = None
+                continue
+            try:
+                typed_values[name] = contract.parse_hyperparameter(name, raw)
+            except contract.HyperparameterError as err:
+                raise ConfigError(str(err)) from None
+        out = cls(**typed_values, overrides=MappingProxyType(overrides))  # type: ignore[arg-type]
+        out.config_overrides()  # a shortcut and its target both given: fail now
+        return out
 
-    def as_dict(self) -> dict[str, int | float | str]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def config_overrides(self) -> dict[str, str]:
+        """Every override of the task config: the dotted keys, then the shortcuts' targets."""
+        out = dict(self.overrides)
+        for name, spec in contract.HYPERPARAMETERS.items():
+            value = getattr(self, name)
+            if spec.target is None or value is None:
+                continue
+            target = self.lr_key if spec.target == "<lr_key>" else spec.target
+            if target in out:
+                raise ConfigError(
+                    f"hyperparameters {name}={value!r} and {target}={out[target]!r} set the same "
+                    f"config key: keep one"
+                )
+            out[target] = str(value)
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "overrides"
+        }
+        out = {k: v for k, v in out.items() if v is not None}
+        out.update(self.overrides)
+        return out
 
 
 def decode_value(raw: str) -> str:
@@ -137,6 +177,7 @@ class SageMakerEnv:
     cache_dir: Path
     hyperparameters: Hyperparameters
     framework_params: Mapping[str, object]
+    job_name: str = "local"
 
     @property
     def smddp_launcher(self) -> bool:
@@ -158,6 +199,33 @@ def _local_gpu_count() -> int:
     except ImportError:  # pragma: no cover - torch is always there in the images
         return 0
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def read_channels(env: Mapping[str, str]) -> dict[str, Path]:
+    """Channel name -> folder, from SM_CHANNELS / SM_CHANNEL_<NAME> (tasks read these too)."""
+    names = _json_env(env, "SM_CHANNELS", None)
+    if names is None:
+        names = sorted(k[len("SM_CHANNEL_") :].lower() for k in env if k.startswith("SM_CHANNEL_"))
+    if not isinstance(names, list):
+        raise ConfigError(f"SM_CHANNELS={env.get('SM_CHANNELS')!r} is invalid: expected a list")
+    channels: dict[str, Path] = {}
+    for name in names:
+        path = env.get(f"SM_CHANNEL_{str(name).upper()}")
+        if path:
+            channels[str(name)] = Path(path)
+    return channels
+
+
+def node_cache_dir(env: Mapping[str, str]) -> Path:
+    """A folder local to this host for prepared data (hosts share no file system)."""
+    if env.get(contract.CACHE_DIR_ENV):
+        return Path(env[contract.CACHE_DIR_ENV])
+    if "SM_TRAINING_ENV" in env or "SM_MODEL_DIR" in env:
+        # Per host, so simulated hosts sharing one /tmp each prepare their own copy.
+        current = env.get("SM_CURRENT_HOST") or "algo-1"
+        return Path(tempfile.gettempdir()) / "training-cache" / current
+    local_root = Path(env.get(contract.LOCAL_ROOT_ENV) or ".runs/local").absolute()
+    return local_root / "cache"
 
 
 def read(
@@ -190,16 +258,7 @@ def read(
     if num_cpus is None:
         num_cpus = os.cpu_count() or 1
 
-    names = _json_env(env, "SM_CHANNELS", None)
-    if names is None:
-        names = sorted(k[len("SM_CHANNEL_") :].lower() for k in env if k.startswith("SM_CHANNEL_"))
-    if not isinstance(names, list):
-        raise ConfigError(f"SM_CHANNELS={env.get('SM_CHANNELS')!r} is invalid: expected a list")
-    channels: dict[str, Path] = {}
-    for name in names:
-        path = env.get(f"SM_CHANNEL_{str(name).upper()}")
-        if path:
-            channels[str(name)] = Path(path)
+    channels = read_channels(env)
 
     def folder(key: str, local: str) -> Path:
         return Path(env[key]) if env.get(key) else local_root / local
@@ -213,19 +272,19 @@ def read(
     else:
         checkpoint_dir = local_root / "checkpoints"
 
-    if env.get(contract.CACHE_DIR_ENV):
-        cache_dir = Path(env[contract.CACHE_DIR_ENV])
-    elif on_sagemaker:
-        # Per host, so simulated hosts sharing one /tmp each prepare their own copy.
-        cache_dir = Path(tempfile.gettempdir()) / "training-cache" / current
-    else:
-        cache_dir = local_root / "cache"
+    cache_dir = node_cache_dir(env)
 
     framework = _json_env(env, "SM_FRAMEWORK_PARAMS", {})
     if not isinstance(framework, dict):
         raise ConfigError(f"SM_FRAMEWORK_PARAMS={env.get('SM_FRAMEWORK_PARAMS')!r}: not a dict")
 
+    training_env = _json_env(env, "SM_TRAINING_ENV", {})
+    job_name = (
+        str(training_env.get("job_name") or "local") if isinstance(training_env, dict) else "local"
+    )
+
     return SageMakerEnv(
+        job_name=job_name,
         on_sagemaker=on_sagemaker,
         hosts=hosts,
         current_host=current,

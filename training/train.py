@@ -1,9 +1,11 @@
 """Entry point of the training job (the toolkit's `sagemaker_program`: training/train.py).
 
-Runs as `python training/train.py --epochs 10 ...` from the code root (SageMaker, any launcher)
-and as `python -m training.train ...` locally. Flow: read the SageMaker contract, work out the
-cluster, build data, model and Trainer, fit (resuming from last.ckpt when there is one),
-validate, and write the model from global rank 0 alone.
+Runs as `python training/train.py --config digits --epochs 10 ...` from the code root (SageMaker,
+any launcher) and as `python -m training.train ...` locally. Flow: read the SageMaker contract,
+work out the cluster, parse the task config with its overrides (training/task.py: a bad key or
+value fails here, before any data is read), build the Trainer for the cluster, fit (resuming
+from last.ckpt when there is one), validate, and write the model from global rank 0 alone
+(training/export.py).
 
 Exit status: 0 on success; 2 for a bad setting or bad data (one line `error: ...` on stderr);
 1 for anything else (traceback, then one line `error: ...`).
@@ -22,26 +24,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if not __package__:  # run as a script: make `training` importable from the code root
+if not __package__:  # run as a script: make `training` and the user's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hashlib
-import io
 import json
 import logging
 import os
 import platform
-import tempfile
 import traceback
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from training import contract
+from training.atomic import atomic_write_bytes
 from training.sm_env import ConfigError
 
 log = logging.getLogger("training")
-DEBUG_DIR_ENV = "TRAINING_DEBUG_DIR"
+#: The bundle's root (/opt/ml/code on SageMaker): the runner package and the user's packages.
+CODE_ROOT = Path(__file__).resolve().parent.parent
 
 _QUIET = (
     r".*does not have many workers.*",
@@ -51,123 +53,6 @@ _QUIET = (
     r".*Checkpoint directory .* exists and is not empty.*",
     r".*LeafSpec.*",
 )
-
-
-def _atomic_checkpoint_io() -> Any:
-    """Lightning's TorchCheckpointIO, but local files are written to a temp file in the same
-    folder, fsynced and os.replace()d: a job killed mid-write leaves the previous last.ckpt."""
-    import torch
-    from pytorch_lightning.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None):  # type: ignore[override]
-            if storage_options is not None or "://" in str(path):
-                return super().save_checkpoint(checkpoint, path, storage_options)
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.name == contract.CHECKPOINT_FILE:
-                rotate_checkpoint(target)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    torch.save(checkpoint, handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            return None
-
-    return AtomicCheckpointIO()
-
-
-def rotate_checkpoint(last: Path) -> None:
-    """Keep the current last.ckpt as previous.ckpt before a new one is written.
-
-    A hard link to a temp name, then os.replace: at every instant last.ckpt is a whole
-    checkpoint (old or new) and previous.ckpt is a whole, older or equal one."""
-    if not last.exists():
-        return
-    previous = last.with_name(contract.PREVIOUS_CHECKPOINT_FILE)
-    tmp = last.with_name(f".{previous.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(last, tmp)
-    except OSError:  # no hard links on this file system: copy
-        import shutil
-
-        shutil.copy2(last, tmp)
-    os.replace(tmp, previous)
-
-
-def select_checkpoint(folder: Path, *, quarantine: bool = False) -> tuple[Path | None, int]:
-    """The checkpoint to resume from: last.ckpt, else previous.ckpt when last.ckpt is unreadable.
-
-    Returns (None, 0) when neither file exists (a fresh start). Raises ConfigError when
-    checkpoints exist but none can be read: a job never silently starts over from step 0.
-    With `quarantine` (global rank 0, the only writer) an unreadable last.ckpt is renamed to a
-    dot-file, so the next rotation cannot push it over the good previous.ckpt and the
-    checkpoint sync (which skips dot-files) never uploads it again.
-    """
-    candidates = [folder / contract.CHECKPOINT_FILE, folder / contract.PREVIOUS_CHECKPOINT_FILE]
-    problems: list[str] = []
-    for path in candidates:
-        if not path.exists():
-            continue
-        try:
-            step = checkpoint_step(path)
-        except ConfigError as err:
-            problem = str(err).split("; delete it")[0]
-            log.warning("%s", problem)
-            problems.append(problem.replace(f"{folder}{os.sep}", "", 1))
-            continue
-        if problems:
-            log.warning(
-                "falling back to %s at global step %d (%s is unreadable)",
-                path,
-                step,
-                candidates[0].name,
-            )
-            if quarantine and candidates[0].exists():
-                os.replace(candidates[0], folder / f".{candidates[0].name}.corrupt")
-        return path, step
-    if problems:
-        raise ConfigError(
-            "no usable checkpoint in "
-            f"{folder}: {'; '.join(problems)}; refusing to start over from step 0: delete "
-            f"{' and '.join(p.name for p in candidates if p.exists())} to train from scratch"
-        )
-    return None, 0
-
-
-def checkpoint_step(path: Path) -> int:
-    """The global step stored in a Lightning checkpoint."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        return int(state["global_step"])
-    except Exception as err:
-        raise ConfigError(
-            f"{path}: unreadable checkpoint ({type(err).__name__}: "
-            f"{_one_line(err).split('. ')[0][:160]}); "
-            "delete it to start over"
-        ) from None
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    from training.data import atomic_write_bytes
-
-    atomic_write_bytes(target, data)
-
-
-def remove_stale_temps(folder: Path, names: Sequence[str]) -> None:
-    """Delete temp files an earlier, killed write of `names` left in `folder` (`.<name>.*.tmp`):
-    SageMaker uploads the whole model dir, so nothing but whole files may stay there."""
-    for name in names:
-        for stale in folder.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
 
 
 #: What main() needs to explain a distributed failure (filled in by run()).
@@ -212,18 +97,6 @@ def parameter_hash(module: Any) -> str:
     return digest.hexdigest()
 
 
-def save_model(net: Any, model_dir: Path, info: dict[str, Any]) -> None:
-    """contract.MODEL_FILE (state_dict) + contract.MODEL_INFO_FILE (JSON), each atomically."""
-    import torch
-
-    remove_stale_temps(model_dir, (contract.MODEL_FILE, contract.MODEL_INFO_FILE))
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
-    atomic_write(model_dir / contract.MODEL_FILE, buffer.getvalue())
-    text = json.dumps(info, indent=2, sort_keys=True, default=str) + "\n"
-    atomic_write(model_dir / contract.MODEL_INFO_FILE, text.encode())
-
-
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (pytest's capture swaps it)."""
 
@@ -256,28 +129,28 @@ def _one_line(err: BaseException) -> str:
     return text[:500] if text else type(err).__name__
 
 
+def _versions(pl: Any) -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), pl.__name__: pl.__version__}
+    for name in ("torch", "torchmetrics", "jsonargparse"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
 def run(argv: Sequence[str]) -> int:
-    import pytorch_lightning as pl
     import torch
-    import torchmetrics
-    from pytorch_lightning.loggers import CSVLogger
 
     from training import cluster as cluster_mod
     from training import sm_env
-    from training.data import (
-        NUM_CLASSES,
-        NUM_FEATURES,
-        ChannelDataModule,
-        ExternallyPreparedDataModule,
-    )
-    from training.model import MLP
-    from training.module import (
-        Classifier,
-        DebugProgress,
-        LastCheckpoint,
-        MetricLines,
-        write_progress,
-    )
+    from training import task as task_mod
+    from training.callbacks import callbacks_for, write_progress
+    from training.checkpoints import atomic_checkpoint_io, select_checkpoint
+    from training.export import save_model
+    from training.node_prepare import prepare_on_node
 
     sm = sm_env.read(argv)
     cluster = cluster_mod.detect(sm)
@@ -288,66 +161,80 @@ def run(argv: Sequence[str]) -> int:
     for note in cluster.notes:
         log.warning(note)
     log.info("cluster: %s", cluster.describe())
-    cluster_mod.import_backend(cluster)
-
     hp = sm.hyperparameters
-    lr = cluster_mod.scaled_lr(hp.lr, hp.lr_scaling, cluster.world_size)
+    # The task first: a typo'd override fails here, before the backend, data or model dir.
+    task = task_mod.load(
+        hp.config,
+        hp.config_overrides(),
+        code_root=CODE_ROOT,
+        lr_key=hp.lr_key,
+        lr_scaling=hp.lr_scaling,
+        world_size=cluster.world_size,
+        seed=hp.seed,
+    )
+    pl = task.pl
+    cluster_mod.import_backend(cluster)
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     precision = cluster_mod.resolve_precision(hp.precision, cluster.accelerator, bf16)
     if cluster.is_global_zero:
+        for note in task.notes:
+            log.warning(note)
         log.info(
-            "hyperparameters: %s; effective lr %.6g (base %.6g, %s scaling, world size %d); "
-            "precision %s",
+            "task %s (%s): %s; hyperparameters %s; precision %s",
+            hp.config,
+            task.flavour,
+            _class_paths(task),
             json.dumps(hp.as_dict(), sort_keys=True),
-            lr,
-            hp.lr,
-            hp.lr_scaling,
-            cluster.world_size,
             precision,
         )
+        if task.lr is not None:
+            log.info(
+                "effective lr %.6g at %s (base %.6g, %s scaling, world size %d)",
+                task.lr,
+                hp.lr_key,
+                task.base_lr,
+                hp.lr_scaling,
+                cluster.world_size,
+            )
     pl.seed_everything(hp.seed, workers=True)
 
-    debug_dir = Path(os.environ[DEBUG_DIR_ENV]) if os.environ.get(DEBUG_DIR_ENV) else None
-    # smddp cannot open the extra gloo group Lightning's prepare_data barrier needs: prepare
-    # through the node-local cache file instead (see data.ExternallyPreparedDataModule).
-    external_prepare = cluster.backend == "smddp"
-    datamodule_cls = ExternallyPreparedDataModule if external_prepare else ChannelDataModule
-    datamodule = datamodule_cls(
-        sm.channels,
-        sm.cache_dir,
-        batch_size=hp.batch_size,
-        num_workers=hp.num_workers,
-        seed=hp.seed,
-        pin_memory=cluster.accelerator == "gpu",
-        events_dir=debug_dir,
-    )
-    if external_prepare:
-        datamodule.prepare_on_node(cluster.is_local_zero, hp.dist_timeout_s)
-    net = MLP(NUM_FEATURES, NUM_CLASSES)
-    module = Classifier(net, NUM_CLASSES, lr)
-
+    debug = os.environ.get(contract.DEBUG_DIR_ENV)
+    debug_dir = Path(debug) if debug else None
+    if cluster.backend == "smddp":
+        prepare_on_node(
+            pl,
+            [task.datamodule, task.model],
+            is_local_zero=cluster.is_local_zero,
+            marker_dir=sm.cache_dir,
+            job_name=sm.job_name,
+            timeout_s=hp.dist_timeout_s,
+        )
     resume, step = select_checkpoint(sm.checkpoint_dir, quarantine=cluster.is_global_zero)
     if resume is not None and cluster.is_global_zero:
         log.info("resuming from %s at global step %d", resume, step)
 
+    runner_cb = callbacks_for(task.flavour)
+    user_kwargs = dict(task.trainer_kwargs)
+    user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
+    has_model_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in user_callbacks)
+    user_kwargs.setdefault("enable_model_summary", cluster.is_global_zero)
+    if user_kwargs.get("logger") in (None, True):
+        user_kwargs["logger"] = pl.loggers.CSVLogger(
+            save_dir=str(sm.output_data_dir), name="lightning_logs"
+        )
     trainer = pl.Trainer(
-        **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s),
+        **{**user_kwargs, **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl)},
         precision=precision,
-        max_epochs=hp.epochs,
-        max_steps=hp.max_steps,
         callbacks=[
-            MetricLines(cluster.world_size),
-            LastCheckpoint(sm.checkpoint_dir, hp.checkpoint_every_n_steps),
-            *([DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
+            *user_callbacks,
+            runner_cb.MetricLines(cluster.world_size),
+            runner_cb.LastCheckpoint(sm.checkpoint_dir, hp.checkpoint_every_n_steps),
+            *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
         ],
-        enable_checkpointing=False,
-        plugins=[_atomic_checkpoint_io()],
-        logger=CSVLogger(save_dir=str(sm.output_data_dir), name="lightning_logs"),
+        enable_checkpointing=has_model_checkpoint,
+        plugins=[atomic_checkpoint_io(pl)],
         default_root_dir=str(sm.output_data_dir),
         enable_progress_bar=False,
-        enable_model_summary=cluster.is_global_zero,
-        num_sanity_val_steps=0,
-        log_every_n_steps=10,
     )
     if debug_dir is not None:
         write_progress(debug_dir, cluster.global_rank, step=-1, phase="init")
@@ -358,15 +245,20 @@ def run(argv: Sequence[str]) -> int:
         host=sm.current_host,
         timeout_s=hp.dist_timeout_s,
     )
+    module, datamodule = task.model, task.datamodule
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
-    final = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    final = {contract.metric_name(k): float(v) for k, v in (results[0] if results else {}).items()}
 
     if trainer.is_global_zero:
         info = {
             "metrics": final,
+            "config": hp.config,
+            "classes": _class_paths(task),
+            "lightning": task.flavour,
             "hyperparameters": hp.as_dict(),
-            "effective_lr": lr,
+            "effective_lr": task.lr,
+            "base_lr": task.base_lr,
             "precision": precision,
             "global_step": trainer.global_step,
             "epochs_completed": trainer.current_epoch,
@@ -380,29 +272,21 @@ def run(argv: Sequence[str]) -> int:
                 "backend": cluster.backend,
                 "hosts": list(sm.hosts),
             },
-            "network": net.config(),
-            "data": {
-                "train_rows": len(datamodule.train_set or ()),
-                "val_rows": len(datamodule.val_set or ()),
-            },
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "pytorch_lightning": pl.__version__,
-                "torchmetrics": torchmetrics.__version__,
-            },
+            "versions": _versions(pl),
         }
-        save_model(net, sm.model_dir, info)
+        save_model(module, sm.model_dir, config_yaml=task.resolved_config, info=info)
         log.info("model written to %s", sm.model_dir / contract.MODEL_FILE)
     if debug_dir is not None:
         record = {
             "global_rank": trainer.global_rank,
             "cluster": cluster.describe(),
             "global_step": trainer.global_step,
-            "param_sha256": parameter_hash(net),
+            "param_sha256": parameter_hash(module),
             "pid": os.getpid(),
         }
-        atomic_write(debug_dir / f"rank-{trainer.global_rank}.json", json.dumps(record).encode())
+        atomic_write_bytes(
+            debug_dir / f"rank-{trainer.global_rank}.json", json.dumps(record).encode()
+        )
     if cluster.distributed:
         trainer.strategy.barrier("model saved")
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -410,13 +294,22 @@ def run(argv: Sequence[str]) -> int:
     return 0
 
 
+def _class_paths(task: Any) -> dict[str, str]:
+    return {
+        name: f"{type(obj).__module__}.{type(obj).__qualname__}"
+        for name, obj in (("model", task.model), ("data", task.datamodule))
+        if obj is not None
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from training.data import DataError
+    from training.node_prepare import PrepareError
+    from training.tasks.digits.data import DataError
 
     try:
         return run(argv)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, PrepareError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:

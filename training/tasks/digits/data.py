@@ -21,8 +21,6 @@ import io
 import logging
 import math
 import os
-import tempfile
-import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +30,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from training import contract
+from training import contract, sm_env
+from training.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -161,23 +160,6 @@ def write_default_dataset(folder: str | os.PathLike[str]) -> Path:
     return target
 
 
-# --- Files ----------------------------------------------------------------------------------------
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then os.replace: readers see all or nothing."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fingerprint(channels: Mapping[str, Path]) -> str:
     digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
     for name in contract.CHANNELS:
@@ -191,29 +173,37 @@ def _fingerprint(channels: Mapping[str, Path]) -> str:
 
 
 # --- The data module ------------------------------------------------------------------------------
-class ChannelDataModule(pl.LightningDataModule):
-    """Prepares the channel once per node, loads it on every rank, splits validation by seed."""
+class DigitsDataModule(pl.LightningDataModule):
+    """Prepares the channels once per node, loads them on every rank, splits validation by seed.
+
+    Args:
+        batch_size: per-device batch size.
+        num_workers: data loader workers per process.
+        seed: seed of the validation split (when there is no validation channel).
+        channels: channel name -> folder; default: the job's SM_CHANNEL_* folders.
+        cache_dir: node-local folder of the prepared cache; default: the runner's.
+    """
 
     def __init__(
         self,
-        channels: Mapping[str, Path],
-        cache_dir: Path,
-        *,
-        batch_size: int,
+        batch_size: int = 256,
         num_workers: int = 0,
         seed: int = 42,
-        pin_memory: bool = False,
-        events_dir: Path | None = None,
+        channels: Mapping[str, Path] | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.prepare_data_per_node = True
+        if channels is None:
+            channels = sm_env.read_channels(os.environ)
         self.channels = {k: Path(v) for k, v in channels.items() if k in contract.CHANNELS}
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir else sm_env.node_cache_dir(os.environ)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.pin_memory = pin_memory
-        self.events_dir = events_dir
+        self.pin_memory = torch.cuda.is_available()
+        debug = os.environ.get(contract.DEBUG_DIR_ENV)
+        self.events_dir = Path(debug) if debug else None
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self.feature_mean: torch.Tensor | None = None
@@ -255,28 +245,6 @@ class ChannelDataModule(pl.LightningDataModule):
         atomic_write_bytes(target, buffer.getvalue())
         log.info("prepared %d training rows from %s into %s", len(y), source, target)
 
-    def prepare_on_node(self, is_local_zero: bool, timeout_s: float) -> None:
-        """prepare_data once per node without torch.distributed: local rank 0 prepares, the
-        other local ranks wait for the cache file (or for the failure note it leaves)."""
-        failed = self.cache_file.with_suffix(".failed")
-        if is_local_zero:
-            failed.unlink(missing_ok=True)
-            try:
-                ChannelDataModule.prepare_data(self)
-            except DataError as err:
-                atomic_write_bytes(failed, str(err).encode())
-                raise
-            return
-        deadline = time.monotonic() + timeout_s
-        while not self.cache_file.exists():
-            if failed.exists():
-                raise DataError(failed.read_text())
-            if time.monotonic() > deadline:
-                raise DataError(
-                    f"{self.cache_file}: not prepared by local rank 0 within {timeout_s:.0f} s"
-                )
-            time.sleep(0.1)
-
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -316,12 +284,3 @@ class ChannelDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
-
-
-class ExternallyPreparedDataModule(ChannelDataModule):
-    """For smddp: Lightning wraps the prepare_data hook in a barrier over a new gloo process
-    group (`_InfiniteBarrier`: torch.distributed.new_group), which smddp cannot do. This variant
-    leaves the hook un-overridden, so Lightning opens no group; call `prepare_on_node()` on every
-    rank before fit/validate instead (it coordinates through the node-local cache file)."""
-
-    prepare_data = pl.LightningDataModule.prepare_data

@@ -1,0 +1,36 @@
+"""Whole files or nothing: what a killed process leaves behind must never be half a file.
+
+SageMaker uploads the model dir as it is when the job ends, and readers of a node's prepared
+cache may look while it is written: every write goes to a temp file in the same folder, is
+fsynced and os.replace()d over the target.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then os.replace: readers see all or nothing."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temps(folder: Path, names: Sequence[str]) -> None:
+    """Delete temp files an earlier, killed write of `names` left in `folder` (`.<name>.*.tmp`)."""
+    for name in names:
+        for stale in Path(folder).glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)

@@ -1,0 +1,152 @@
+"""The runner's callbacks: metric lines, last.ckpt, and the test hook's progress records.
+
+Built per Lightning flavour (`callbacks_for(pl)`): a `pytorch_lightning.Trainer` only takes
+`pytorch_lightning.Callback`s, a `lightning.pytorch.Trainer` only `lightning.pytorch` ones, and
+the logic is the same for both.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from training import contract
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """Every logged value that is one finite-or-not number (tensors of one element included)."""
+    out = {}
+    for key, value in metrics.items():
+        try:
+            if hasattr(value, "numel"):
+                if value.numel() != 1:
+                    continue
+                value = value.item()
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number) or math.isnan(number):
+            out[contract.metric_name(key)] = number
+    return out
+
+
+class _MetricLines:
+    """Prints a contract metric line (global rank 0, flushed) after every validation: every
+    scalar the task logged, then the epoch and the training throughput."""
+
+    def __init__(self, world_size: int, printer: Any = print) -> None:
+        self.world_size = world_size
+        self.printer = printer
+        self._start = 0.0
+        self._last = 0.0
+        self._samples = 0
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._start = self._last = 0.0
+        self._samples = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self._start:  # from the first batch on: restores and loader start-up excluded
+            self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._samples += _batch_size(batch)
+        self._last = time.perf_counter()
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = _scalars(dict(trainer.callback_metrics))
+        if trainer.state.fn == "fit":
+            metrics["epoch"] = trainer.current_epoch
+            elapsed = self._last - self._start
+            if self._samples and elapsed > 0:
+                metrics["samples_per_sec"] = self._samples * self.world_size / elapsed
+        else:
+            metrics = {k: v for k, v in metrics.items() if not k.startswith("train")}
+        self.printer(contract.format_metric_line(metrics, trainer.global_step), flush=True)
+
+
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the first dimension of its first tensor (tuple, list or dict)."""
+    first = batch
+    while isinstance(first, (list, tuple, dict)) and first:
+        first = next(iter(first.values())) if isinstance(first, dict) else first[0]
+    shape = getattr(first, "shape", None)
+    return int(shape[0]) if shape else 1
+
+
+class _LastCheckpoint:
+    """Writes `<dir>/last.ckpt` every N optimizer steps and at every training-epoch end.
+
+    Written by hand rather than with ModelCheckpoint, whose "last" rules differ between
+    Lightning 2.2 and 2.6 (2.6 writes last.ckpt at epoch end only after a top-k save).
+    `trainer.save_checkpoint` runs on every rank (it holds a barrier) and writes on global
+    rank 0 through the strategy's CheckpointIO (atomic: training/checkpoints.py).
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int) -> None:
+        self.path = Path(dirpath) / contract.CHECKPOINT_FILE
+        self.every_n_steps = every_n_steps
+        self._saved_step = -1
+
+    def _save(self, trainer: Any) -> None:
+        if trainer.global_step == self._saved_step or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(str(self.path), weights_only=False)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._save(trainer)
+
+
+def write_progress(debug_dir: Path, rank: int, *, step: int, phase: str) -> None:
+    """Test hook (TRAINING_DEBUG_DIR): `progress-rank-<N>.json` with pid, phase and global step;
+    temp file + os.replace without fsync, cheap enough for every step."""
+    debug_dir.mkdir(parents=True, exist_ok=True)
+    target = debug_dir / f"progress-rank-{rank}.json"
+    tmp = debug_dir / f".progress-rank-{rank}.json.tmp"
+    record = {"pid": os.getpid(), "rank": rank, "global_step": step, "phase": phase}
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, target)
+
+
+class _DebugProgress:
+    """Test hook: every rank reports its pid and global step after each optimizer step."""
+
+    def __init__(self, debug_dir: Path, rank: int) -> None:
+        self.debug_dir, self.rank = Path(debug_dir), rank
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        write_progress(self.debug_dir, self.rank, step=trainer.global_step, phase="train")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        write_progress(self.debug_dir, self.rank, step=trainer.global_step, phase="train")
+
+
+@functools.cache
+def callbacks_for(flavour: str) -> SimpleNamespace:
+    """MetricLines, LastCheckpoint and DebugProgress as Callbacks of `flavour`'s package."""
+    from training.lightning_flavour import package
+
+    base = package(flavour).Callback
+    return SimpleNamespace(
+        **{
+            name: type(name, (logic, base), {"__doc__": logic.__doc__})
+            for name, logic in (
+                ("MetricLines", _MetricLines),
+                ("LastCheckpoint", _LastCheckpoint),
+                ("DebugProgress", _DebugProgress),
+            )
+        }
+    )

@@ -1,0 +1,59 @@
+"""The model dir: what global rank 0 alone leaves for model.tar.gz, and how to load it back.
+
+    model.pt      the LightningModule's state_dict (tensors on CPU)
+    config.yaml   the resolved task config: class paths and init_args, every override applied
+    model.json    metrics, hyperparameters, effective learning rate, cluster, package versions
+    ...           whatever the module's own `export(model_dir)` hook writes (save_pretrained)
+
+Each file is written atomically, so a job killed mid-write leaves whole files or none.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from training import contract
+from training.atomic import atomic_write_bytes, remove_stale_temps
+
+MODEL_FILES = (contract.MODEL_FILE, contract.MODEL_CONFIG_FILE, contract.MODEL_INFO_FILE)
+
+
+def save_model(module: Any, model_dir: Path, *, config_yaml: str, info: dict[str, Any]) -> None:
+    """Weights, config and record (atomically each), then the module's `export` hook if any."""
+    import torch
+
+    model_dir = Path(model_dir)
+    remove_stale_temps(model_dir, MODEL_FILES)
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buffer)
+    atomic_write_bytes(model_dir / contract.MODEL_FILE, buffer.getvalue())
+    atomic_write_bytes(model_dir / contract.MODEL_CONFIG_FILE, config_yaml.encode())
+    text = json.dumps(info, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write_bytes(model_dir / contract.MODEL_INFO_FILE, text.encode())
+    hook = getattr(module, "export", None)
+    if callable(hook):
+        hook(model_dir)
+
+
+def load_model(model_dir: Path, code_root: Path | None = None) -> Any:
+    """The trained LightningModule, rebuilt from config.yaml with the user's classes and loaded
+    with model.pt (eval mode). `code_root`: where the task's packages are (the source dir)."""
+    import torch
+    import yaml
+
+    model_dir = Path(model_dir)
+    if code_root is not None and str(code_root) not in sys.path:
+        sys.path.insert(0, str(code_root))
+    config = yaml.safe_load((model_dir / contract.MODEL_CONFIG_FILE).read_text())
+    from training.lightning_flavour import import_class
+
+    section = config["model"]
+    cls = import_class("model.class_path", section["class_path"])
+    module = cls(**(section.get("init_args") or {}))
+    state = torch.load(model_dir / contract.MODEL_FILE, map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    return module.eval()

@@ -1,0 +1,79 @@
+"""Which Lightning a task is written against: `lightning.pytorch` or `pytorch_lightning`.
+
+The two packages hold the same code under different names, and their classes do not mix: a
+`pytorch_lightning.Trainer` rejects a `lightning.pytorch.LightningModule`. So the Trainer, the
+strategy, the callbacks and the CLI parser all come from the package the user's classes derive
+from, found here from the config's class paths (imported, never instantiated).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from training.sm_env import ConfigError
+
+#: Import name -> the package a bundle must carry for it.
+FLAVOURS = {"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch-lightning"}
+
+
+def import_class(key: str, class_path: object) -> type:
+    """The class at `class_path` (`pkg.module.Class`); one-line ConfigError naming the key."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        raise ConfigError(
+            f"{key}={class_path!r} is invalid: expected a dotted import path like "
+            "mypkg.model.MyModel"
+        )
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(
+            f"{key}={class_path!r} cannot be imported: {err}; the module must be in the "
+            "source dir (training.source_dir) or a package its requirements.txt installs"
+        ) from None
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{key}={class_path!r} is invalid: {module_name} has no class {name}")
+    return cls
+
+
+def _flavour_of(cls: type, base: str) -> str | None:
+    for klass in cls.__mro__:
+        if klass.__name__ != base:
+            continue
+        for flavour in FLAVOURS:
+            if klass.__module__.startswith(flavour + "."):
+                return flavour
+    return None
+
+
+def detect(model_path: object, data_path: object | None) -> str:
+    """The flavour both classes derive from; one-line ConfigError otherwise."""
+    model_cls = import_class("model.class_path", model_path)
+    flavour = _flavour_of(model_cls, "LightningModule")
+    if flavour is None:
+        raise ConfigError(
+            f"model.class_path={model_path!r} is not a LightningModule (from "
+            f"{' or '.join(FLAVOURS)})"
+        )
+    if data_path is not None:
+        data_cls = import_class("data.class_path", data_path)
+        data_flavour = _flavour_of(data_cls, "LightningDataModule")
+        if data_flavour is None:
+            raise ConfigError(
+                f"data.class_path={data_path!r} is not a LightningDataModule (from "
+                f"{' or '.join(FLAVOURS)})"
+            )
+        if data_flavour != flavour:
+            raise ConfigError(
+                f"data.class_path={data_path!r} derives from {data_flavour} but "
+                f"model.class_path={model_path!r} from {flavour}: use one Lightning package "
+                "for both"
+            )
+    return flavour
+
+
+def package(flavour: str) -> ModuleType:
+    """The Lightning package itself (`pl`)."""
+    return importlib.import_module(flavour)
