@@ -4,7 +4,8 @@ One process, torch.set_num_threads(1). Each round runs both loops for a few epoc
 epoch is warm-up and not timed), alternating which goes first; the medians of the rounds give
 samples/s of each and the ratio Lightning / plain (target >= 0.98 at the default model and
 batch). With CUDA the same comparison runs there in bf16 autocast; without it that part prints
-"skipped: no CUDA".
+"skipped: no CUDA". A second CPU comparison (bench/training_transformer.py, `--tf-*` flags)
+does the same for a user-style transformer LightningModule under the runner's Trainer setup.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _data(repeat: int = 1) -> TensorDataset:
     """
     import numpy as np
 
-    from training.data import VAL_FRACTION, load_default_arrays
+    from training.tasks.digits.data import VAL_FRACTION, load_default_arrays
 
     x, y = load_default_arrays()
     order = np.random.default_rng(42).permutation(len(y))
@@ -37,8 +38,8 @@ def _data(repeat: int = 1) -> TensorDataset:
 
 
 def _net(dataset: TensorDataset) -> torch.nn.Module:
-    from training.data import NUM_CLASSES, NUM_FEATURES
-    from training.model import MLP
+    from training.tasks.digits.data import NUM_CLASSES, NUM_FEATURES
+    from training.tasks.digits.model import MLP
 
     torch.manual_seed(0)
     net = MLP(NUM_FEATURES, NUM_CLASSES)
@@ -74,8 +75,8 @@ def lightning_loop(
 ) -> float:
     import pytorch_lightning as pl
 
-    from training.data import NUM_CLASSES
-    from training.module import Classifier, MetricLines
+    from training.callbacks import callbacks_for
+    from training.tasks.digits.module import DigitsClassifier
 
     class Clock(pl.Callback):
         start = 0.0
@@ -90,13 +91,15 @@ def lightning_loop(
             self.samples += len(batch_[0])
 
     clock = Clock()
-    module = Classifier(_net(dataset), NUM_CLASSES, lr=1e-3)
+    module = DigitsClassifier(lr=1e-3)
+    # The plain loop's exact network: same initial weights and input normalisation.
+    module.net.load_state_dict(_net(dataset).state_dict())
     trainer = pl.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         precision="bf16-mixed" if bf16 else "32",
         max_epochs=epochs,
-        callbacks=[MetricLines(world_size=1), clock],
+        callbacks=[callbacks_for("pytorch_lightning").MetricLines(world_size=1), clock],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -139,18 +142,46 @@ def main(argv: list[str]) -> int:
     import logging
     import warnings
 
+    from bench.training_transformer import Config
+    from bench.training_transformer import report as report_transformer
+
     parser = argparse.ArgumentParser(prog="python -m bench training", description=__doc__)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=6, help="per run; the first is warm-up")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=8, help="tile the training split N times")
+    parser.add_argument("--only", choices=("mlp", "transformer"), help="run one comparison")
+    tf = Config()
+    parser.add_argument("--tf-batch-size", type=int, default=tf.batch)
+    parser.add_argument("--tf-steps", type=int, default=tf.steps, help="steps per epoch")
+    parser.add_argument("--tf-epochs", type=int, default=tf.epochs, help="first is warm-up")
+    parser.add_argument("--tf-rounds", type=int, default=tf.rounds)
+    parser.add_argument("--tf-d-model", type=int, default=tf.d_model)
+    parser.add_argument("--tf-layers", type=int, default=tf.layers)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
-    from training.model import HIDDEN_SIZES
+    if args.only != "transformer":
+        _report_mlp(args)
+    if args.only != "mlp":
+        report_transformer(
+            Config(
+                batch=args.tf_batch_size,
+                steps=args.tf_steps,
+                epochs=args.tf_epochs,
+                rounds=args.tf_rounds,
+                d_model=args.tf_d_model,
+                layers=args.tf_layers,
+            )
+        )
+    return 0
+
+
+def _report_mlp(args: argparse.Namespace) -> None:
+    from training.tasks.digits.model import HIDDEN_SIZES
 
     print(
         f"training loop: MLP 64-{'-'.join(map(str, HIDDEN_SIZES))}-10 on digits, batch "
@@ -171,4 +202,3 @@ def main(argv: list[str]) -> int:
         )
     else:
         print("cuda bf16: skipped: no CUDA")
-    return 0

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a user project (training.source_dir): lock its requirements.txt with the runner's",
     )
     args = parser.parse_args(argv)
-    project = args.project.resolve() if args.project else None
+    project = args.project
     if project is not None and not (project / "requirements.txt").is_file():
         raise SystemExit(f"{project}: no requirements.txt to lock")
     for name in args.families or list(FAMILIES):

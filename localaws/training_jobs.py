@@ -3,7 +3,7 @@
 A request accepted by the emulated API becomes a `LocalJobRun`: a background thread that walks
 the job through SageMaker's secondary statuses (Starting, Downloading, Training, Uploading,
 Completed / Failed / Stopped), downloads the channels from the emulated S3, runs the real
-toolkit on one folder per simulated host (trainops.local_job), syncs checkpoints with the
+toolkit on one folder per simulated host (localjob.job), syncs checkpoints with the
 CheckpointConfig S3 prefix while it runs, applies the job's MetricDefinitions to the logs, and
 uploads model.tar.gz where OutputDataConfig says. The mutable fields it updates are those of
 moto's own training-job record, so DescribeTrainingJob and ListTrainingJobs report them.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.image_contents import family_for_image
-from trainops.local_job import FAILED_PEER_GRACE_S, LocalJobSpec, LocalTrainingJob
+from localjob.job import FAILED_PEER_GRACE_S, LocalJobSpec, LocalTrainingJob
 
 #: What SageMaker reports when it cannot get instances (the state machine retries on it).
 CAPACITY_FAILURE = (

@@ -29,7 +29,9 @@ def atomic_checkpoint_io(pl: Any) -> Any:
     folder, fsynced and os.replace()d: a job killed mid-write leaves the previous last.ckpt."""
     import torch
 
-    TorchCheckpointIO = pl.plugins.io.TorchCheckpointIO
+    from training.lightning_flavour import submodule
+
+    TorchCheckpointIO = submodule(pl, "plugins.io").TorchCheckpointIO
 
     class AtomicCheckpointIO(TorchCheckpointIO):
         def save_checkpoint(self, checkpoint, path, storage_options=None):  # type: ignore[override]

@@ -303,7 +303,9 @@ def lightning_kwargs(cluster: Cluster, timeout_s: int, pl: Any) -> dict[str, Any
     if not cluster.distributed:
         kwargs["strategy"] = "auto"
         return kwargs
-    kwargs["strategy"] = pl.strategies.DDPStrategy(
+    from training.lightning_flavour import submodule
+
+    kwargs["strategy"] = submodule(pl, "strategies").DDPStrategy(
         cluster_environment=cluster_environment(cluster, pl),
         process_group_backend=cluster.backend,
         timeout=timedelta(seconds=timeout_s),
@@ -313,7 +315,9 @@ def lightning_kwargs(cluster: Cluster, timeout_s: int, pl: Any) -> dict[str, Any
 
 def cluster_environment(cluster: Cluster, pl: Any) -> Any:
     """Lightning's view of the cluster, matching the launcher."""
-    environments = pl.plugins.environments
+    from training.lightning_flavour import submodule
+
+    environments = submodule(pl, "plugins.environments")
     if cluster.launcher == "torchrun":
         return environments.TorchElasticEnvironment()
     return environments.LightningEnvironment()

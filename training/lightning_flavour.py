@@ -13,6 +13,15 @@ from types import ModuleType
 
 from training.sm_env import ConfigError
 
+
+class ImportFailure(ConfigError):
+    """A class path whose module does not import; `missing` names the module not found."""
+
+    def __init__(self, message: str, missing: str | None) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 #: Import name -> the package a bundle must carry for it.
 FLAVOURS = {"lightning.pytorch": "lightning", "pytorch_lightning": "pytorch-lightning"}
 
@@ -28,9 +37,10 @@ def import_class(key: str, class_path: object) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ConfigError(
+        raise ImportFailure(
             f"{key}={class_path!r} cannot be imported: {err}; the module must be in the "
-            "source dir (training.source_dir) or a package its requirements.txt installs"
+            "source dir (training.source_dir) or a package its requirements.txt installs",
+            getattr(err, "name", None),
         ) from None
     cls = getattr(module, name, None)
     if not isinstance(cls, type):
@@ -77,3 +87,8 @@ def detect(model_path: object, data_path: object | None) -> str:
 def package(flavour: str) -> ModuleType:
     """The Lightning package itself (`pl`)."""
     return importlib.import_module(flavour)
+
+
+def submodule(pl: ModuleType, name: str) -> ModuleType:
+    """`pl.<name>` imported (attribute access alone does not import a subpackage)."""
+    return importlib.import_module(f"{pl.__name__}.{name}")

@@ -57,6 +57,7 @@ class Task:
     resolved_config: str  # YAML: the config with every override applied, base learning rate
     base_lr: float | None
     lr: float | None  # after scaling with the world size
+    lr_key: str | None = None  # where the learning rate is (lr_key, or the one found)
     notes: list[str] = field(default_factory=list)
     model: Any = None
     datamodule: Any = None
@@ -202,6 +203,28 @@ def _importable(code_root: Path, keep: bool) -> Iterator[None]:
             sys.path.remove(root)
 
 
+#: Tried in order when lr_key is left at its default and the config has no number there.
+LR_KEY_CANDIDATES = (
+    "model.init_args.lr",
+    "model.init_args.learning_rate",
+    "optimizer.init_args.lr",
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _find_lr_key(cfg: Any, lr_key: str) -> str:
+    """lr_key, or (when lr_key is the default and holds no number) the one candidate that does."""
+    if lr_key != contract.HYPERPARAMETERS["lr_key"].default or (
+        lr_key in cfg and _is_number(cfg.get(lr_key))
+    ):
+        return lr_key
+    found = [k for k in LR_KEY_CANDIDATES if k in cfg and _is_number(cfg.get(k))]
+    return found[0] if len(found) == 1 else lr_key
+
+
 def _cli_class(pl: Any) -> type:
     """LightningCLI of the task's flavour, made to parse and instantiate model and data only:
     the Trainer is the runner's (train.py)."""
@@ -234,7 +257,7 @@ def parse(
     lr_key: str = "model.init_args.lr",
     lr_scaling: str = "linear",
     world_size: int = 1,
-    seed: int = 42,
+    seed: int | bool = 42,
     build: bool = False,
     keep_path: bool = False,
 ) -> Task:
@@ -262,17 +285,18 @@ def parse(
                         "runner sets it for the cluster"
                     )
             task.resolved_config = parser.dump(copy.deepcopy(cfg), skip_check=True)
-            base = cfg.get(lr_key) if lr_key in cfg else None
-            if lr_scaling != "none" and not isinstance(base, (int, float)):
+            key = _find_lr_key(cfg, lr_key)
+            base = cfg.get(key) if key in cfg else None
+            if lr_scaling != "none" and not _is_number(base):
                 raise ConfigError(
                     f"hyperparameter lr_key={lr_key!r} is invalid: the config holds no number "
                     f"there (got {base!r}); expected the key of the learning rate to scale "
                     "(model.init_args.lr, optimizer.init_args.lr, ...) or lr_scaling=none"
                 )
-            if isinstance(base, (int, float)) and not isinstance(base, bool):
-                task.base_lr = float(base)
+            if _is_number(base):
+                task.lr_key, task.base_lr = key, float(base)
                 task.lr = cluster_mod.scaled_lr(float(base), lr_scaling, world_size)
-                cfg[lr_key] = task.lr
+                cfg[key] = task.lr
 
         args = ["--config", str(config_path)]
         ordered = sorted(
@@ -320,5 +344,6 @@ def load(config_value: str, overrides: Mapping[str, str], **kwargs: Any) -> Task
 
 
 def check(config_value: str, overrides: Mapping[str, str], *, code_root: Path, **kwargs) -> Task:
-    """The job's own parse, on this machine, instantiating nothing."""
+    """The job's own parse, on this machine, instantiating nothing (and seeding nothing)."""
+    kwargs["seed"] = False
     return parse(config_value, overrides, code_root=code_root, build=False, **kwargs)

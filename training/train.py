@@ -150,6 +150,7 @@ def run(argv: Sequence[str]) -> int:
     from training.callbacks import callbacks_for, write_progress
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
+    from training.lightning_flavour import submodule
     from training.node_prepare import prepare_on_node
 
     sm = sm_env.read(argv)
@@ -191,7 +192,7 @@ def run(argv: Sequence[str]) -> int:
             log.info(
                 "effective lr %.6g at %s (base %.6g, %s scaling, world size %d)",
                 task.lr,
-                hp.lr_key,
+                task.lr_key,
                 task.base_lr,
                 hp.lr_scaling,
                 cluster.world_size,
@@ -216,10 +217,10 @@ def run(argv: Sequence[str]) -> int:
     runner_cb = callbacks_for(task.flavour)
     user_kwargs = dict(task.trainer_kwargs)
     user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
-    has_model_checkpoint = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in user_callbacks)
+    has_model_checkpoint = any(isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks)
     user_kwargs.setdefault("enable_model_summary", cluster.is_global_zero)
     if user_kwargs.get("logger") in (None, True):
-        user_kwargs["logger"] = pl.loggers.CSVLogger(
+        user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
             save_dir=str(sm.output_data_dir), name="lightning_logs"
         )
     trainer = pl.Trainer(
@@ -258,6 +259,7 @@ def run(argv: Sequence[str]) -> int:
             "lightning": task.flavour,
             "hyperparameters": hp.as_dict(),
             "effective_lr": task.lr,
+            "lr_key": task.lr_key,
             "base_lr": task.base_lr,
             "precision": precision,
             "global_step": trainer.global_step,

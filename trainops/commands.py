@@ -19,6 +19,7 @@ from infra.execution_input import ExecutionInputError
 from training import contract
 from trainops import progress, runs
 from trainops.aws import Aws, StackNotFound, StackOutputs, stack_outputs
+from trainops.task_check import TaskCheckError, check_task
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
@@ -87,13 +88,13 @@ def _check_with_synth_rules(
 
     try:
         for key, value in data.get("hyperparameters", {}).items():
-            rules.validate_hyperparameter(key, value)
-            if key not in contract.HYPERPARAMETERS:
+            if key not in contract.HYPERPARAMETERS and not contract.is_override_key(key):
                 known = ", ".join(sorted(contract.HYPERPARAMETERS))
                 raise ExecutionInputError(
                     f"--hp {key}={value}: the training script has no hyperparameter {key!r}; "
-                    f"known: {known}"
+                    f"known: {known}, or a config override like model.init_args.<name>"
                 )
+            rules.validate_hyperparameter(key, value)
         if "instance_type" in data:
             rules.validate_instance_type(data["instance_type"])
         if "instance_count" in data:
@@ -129,8 +130,25 @@ def _watch(aws: Aws, execution_arn: str, args: argparse.Namespace) -> int:
     return 0 if final.status == "SUCCEEDED" else 1
 
 
+def check_task_locally(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """The job's task check on this machine (cdk.json's task + the --hp overrides), before any
+    AWS call; skipped with a note when cdk.json or the project is not here."""
+    try:
+        config = local_config()
+    except (OSError, ConfigError, ValueError) as exc:
+        print(f"note: task not checked here ({exc})", file=sys.stderr)
+        return
+    source_dir = args.source_dir or (Path(config.source_dir) if config.source_dir else None)
+    hps = {"config": config.config, **config.hyperparameters, **data.get("hyperparameters", {})}
+    count = data.get("instance_count", config.instance_count)
+    world = count * max(1, config.gpus_per_instance)
+    for note in check_task(source_dir, hps, world_size=world):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
-    build_input(args, None)  # fail on typos before any AWS call
+    data = build_input(args, None)  # fail on typos before any AWS call
+    check_task_locally(args, data)
     aws = _aws(args)
     outputs = stack_outputs(aws, args.stack_name)
     config = RunDefaults.of_stack(outputs)
@@ -193,7 +211,7 @@ def _guarded(handler):
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (ExecutionInputError, ConfigError) as exc:
+        except (ExecutionInputError, ConfigError, TaskCheckError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except (StackNotFound, LookupError) as exc:
@@ -211,6 +229,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--instance-count", type=int)
     p.add_argument("--spot", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--train-s3-uri", help="s3://bucket/prefix/ of the train channel")
+    p.add_argument(
+        "--source-dir",
+        type=Path,
+        help="your project, to check the overrides here (default: cdk.json training.source_dir)",
+    )
     p.add_argument("--name", help="execution name (default: generated)")
     p.add_argument("--watch", action="store_true", help="follow it until it ends")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")

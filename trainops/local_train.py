@@ -1,22 +1,27 @@
 """`trainops local-train`: the training job exactly as SageMaker runs it, on this machine.
 
-Packs training/ into the same sourcedir.tar.gz the stack ships, then runs the real toolkit on
-N simulated hosts x M processes (torchrun launcher, gloo on CPU), or one plain process.
+Packs the runner (and a user project: `--source-dir DIR --config FILE`) into the same
+sourcedir.tar.gz the stack ships, checks the task here first (a typo'd override fails before
+any process starts), then runs the real toolkit on N simulated hosts x M processes (torchrun
+launcher, gloo on CPU), or one plain process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from infra.sourcedir import build_sourcedir
+from infra.wheelhouse import BundleError
+from localjob.checkpoint_sync import DirCheckpointStore
+from localjob.job import LocalJobSpec, LocalTrainingJob
+from localjob.script_mode import script_mode_hyperparameters
 from training import contract
-from trainops.checkpoint_sync import DirCheckpointStore
-from trainops.local_job import LocalJobSpec, LocalTrainingJob
-from trainops.script_mode import script_mode_hyperparameters
+from trainops.task_check import TaskCheckError, check_task
 
 DEFAULT_ROOT = Path(".runs/local")
 
@@ -40,6 +45,8 @@ class LocalResult:
 
 def run_local_training(
     *,
+    source_dir: Path | None = None,
+    config: str = "digits",
     hosts: int = 2,
     processes_per_host: int = 1,
     hyperparameters: dict[str, str] | None = None,
@@ -53,10 +60,14 @@ def run_local_training(
 ) -> LocalResult:
     """Build the bundle, lay out the hosts, run them to completion and collect the outcome."""
     job_name = job_name or time.strftime("local-%Y%m%d-%H%M%S")
+    project = Path(source_dir).resolve() if source_dir else None
+    task_hps = {"config": config, **(hyperparameters or {})}
+    for note in check_task(project, task_hps, world_size=hosts * processes_per_host):
+        echo(f"note: {note}")
     job_root = root / job_name
     job_root.mkdir(parents=True, exist_ok=True)
     bundle = job_root / "sourcedir.tar.gz"
-    build_sourcedir(bundle, image_family="current")
+    build_sourcedir(bundle, image_family="current", project=project)
     distributed = hosts * processes_per_host > 1
     params = script_mode_hyperparameters(
         submit_directory=str(bundle.resolve()),
@@ -65,7 +76,7 @@ def run_local_training(
         backend="torchrun" if distributed else "none",
         processes_per_host=processes_per_host,
     )
-    params.update(hyperparameters or {})
+    params.update(task_hps)
     channels = {contract.TRAIN_CHANNEL: data_dir} if data_dir else {}
     spec = LocalJobSpec(
         job_name=job_name,
@@ -102,21 +113,17 @@ def _parse_hp(items: list[str]) -> dict[str, str]:
 
 def _handle(args: argparse.Namespace) -> int:
     echo = print if args.verbose else _metrics_only
-    result = run_local_training(
-        hosts=args.hosts,
-        processes_per_host=args.processes_per_host,
-        hyperparameters=_parse_hp(args.hp),
-        data_dir=args.data,
-        root=args.root,
-        timeout_s=args.timeout,
-        echo=echo,
-    )
+    try:
+        result = _run(args, echo)
+    except (TaskCheckError, BundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     summary = {
         "job_name": result.job_name,
         "status": "Completed" if result.ok else "Failed",
         "exit_codes": result.exit_codes,
         "failure": result.failure,
-        "val_acc": result.metrics.get("val_acc"),
+        "metrics": result.metrics,
         "model_files": [str(p) for p in result.model_files],
         "seconds": round(result.seconds, 1),
         "logs": str(result.root / "logs"),
@@ -125,8 +132,27 @@ def _handle(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _run(args: argparse.Namespace, echo) -> LocalResult:
+    return run_local_training(
+        source_dir=args.source_dir,
+        config=args.config,
+        hosts=args.hosts,
+        processes_per_host=args.processes_per_host,
+        hyperparameters=_parse_hp(args.hp),
+        data_dir=args.data,
+        root=args.root,
+        timeout_s=args.timeout,
+        echo=echo,
+    )
+
+
 def _metrics_only(line: str) -> None:
-    if contract.METRIC_LINE_PREFIX in line or "Error" in line or "resuming" in line:
+    if (
+        contract.METRIC_LINE_PREFIX in line
+        or "Error" in line
+        or line.startswith("note:")
+        or "resuming" in line
+    ):
         print(line, flush=True)
 
 
@@ -135,6 +161,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "local-train",
         help="run the training job through the real SageMaker toolkit on simulated local hosts",
         description=__doc__,
+    )
+    p.add_argument("--source-dir", type=Path, help="your project (LightningModule + DataModule)")
+    p.add_argument(
+        "--config",
+        default="digits",
+        help="task config: a built-in task (digits) or a YAML path inside --source-dir",
     )
     p.add_argument("--hosts", type=int, default=2, help="simulated instances (1-9)")
     p.add_argument("--processes-per-host", type=int, default=1, help="processes per instance")

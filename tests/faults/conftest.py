@@ -1,6 +1,6 @@
 """Fault-injection helpers: real local jobs (the real code bundle through the real toolkit).
 
-`FaultJob` is trainops.local_job.LocalTrainingJob with one test-only addition: extra
+`FaultJob` is localjob.job.LocalTrainingJob with one test-only addition: extra
 environment per host (e.g. a PATH that puts a rigged `torchrun` in front for one host).
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from infra.sourcedir import build_sourcedir
+from localjob.checkpoint_sync import DirCheckpointStore
+from localjob.job import HostRun, LocalJobSpec, LocalTrainingJob
+from localjob.script_mode import script_mode_hyperparameters
 from tests import timing
-from trainops.checkpoint_sync import DirCheckpointStore
-from trainops.local_job import HostRun, LocalJobSpec, LocalTrainingJob
-from trainops.script_mode import script_mode_hyperparameters
 
 DEBUG_DIR_ENV = "TRAINING_DEBUG_DIR"
 #: Every fault job: one thread per process, offline, quiet.

@@ -20,9 +20,9 @@ import pytest
 from infra import wheelhouse
 from infra.image_contents import FAMILIES
 from infra.sourcedir import build_sourcedir_bytes
+from localjob.image_standin import image_standin
+from localjob.netns import PrivateNetwork
 from tests import timing
-from trainops.image_standin import image_standin
-from trainops.netns import PrivateNetwork
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

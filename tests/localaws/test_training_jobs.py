@@ -13,9 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localaws.training_jobs import CAPACITY_FAILURE
+from localjob.script_mode import script_mode_hyperparameters
 from tests import timing
 from tests.conftest import STUB_CODE
-from trainops.script_mode import script_mode_hyperparameters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROLE = "arn:aws:iam::123456789012:role/training"

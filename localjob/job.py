@@ -8,9 +8,9 @@ installs its requirements, and launches the entry script with torchrun (N hosts 
 gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
 
 Like the real container, a host runs in an environment standing in for the image
-(trainops/image_standin.py: torch and the toolkits, no Lightning), so the bundle's requirements
+(localjob/image_standin.py: torch and the toolkits, no Lightning), so the bundle's requirements
 must install from the bundle; an isolated job (`network_isolation`) runs all its hosts in one
-private network namespace (trainops/netns.py) where only the peers are reachable. Paths under
+private network namespace (localjob/netns.py) where only the peers are reachable. Paths under
 /opt/ml in hyperparameters name the host's SageMaker folder.
 
 Hosts are named 127.0.0.1, 127.0.0.2, ...: distinct names that resolve to loopback without
@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.wheelhouse import clean_pip_env
+from localjob.checkpoint_sync import CheckpointStore, CheckpointSync
+from localjob.failure_reason import has_details, summarize_failure
+from localjob.image_standin import image_standin
+from localjob.netns import PrivateNetwork
 from training import contract
-from trainops.checkpoint_sync import CheckpointStore, CheckpointSync
-from trainops.failure_reason import has_details, summarize_failure
-from trainops.image_standin import image_standin
-from trainops.netns import PrivateNetwork
 
 #: The PyTorch DLC's `SAGEMAKER_TRAINING_MODULE`: what its `train` entry point runs.
 DLC_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from localjob.checkpoint_sync import DirCheckpointStore
+from localjob.job import LocalJobSpec, LocalTrainingJob, host_names
+from localjob.script_mode import script_mode_hyperparameters
 from tests import timing
-from trainops.checkpoint_sync import DirCheckpointStore
-from trainops.local_job import LocalJobSpec, LocalTrainingJob, host_names
-from trainops.script_mode import script_mode_hyperparameters
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -1,0 +1,257 @@
+"""The runner's Trainer vs a plain PyTorch loop on a user-style transformer, not a tiny MLP.
+
+The MLP comparison (bench/training_loop.py) uses the project's own task, tuned to keep
+Lightning's fixed per-step cost small. A user's model is written differently: a plain
+LightningModule that calls `self.log` in its steps. This part trains such a model, a small
+transformer encoder classifier on seeded synthetic data, with the Trainer configured as
+training/train.py configures it (the runner's MetricLines and LastCheckpoint callbacks, the
+atomic checkpoint IO, a CSVLogger) and with a plain loop over the same model code, data and
+steps. Both time whole epochs (training, validation and, for the runner, its end-of-epoch
+last.ckpt) after a warm-up epoch; the batch is sized so one optimizer step takes >= 20 ms.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+NUM_CLASSES = 10
+MIN_STEP_MS = 20.0
+
+
+class EncoderClassifier(pl.LightningModule):
+    """Sequence of feature vectors -> linear projection + learned positions -> N encoder
+    layers -> mean pool -> LayerNorm -> class logits; written as a user would write it."""
+
+    def __init__(
+        self,
+        features: int = 16,
+        seq_len: int = 32,
+        d_model: int = 128,
+        nhead: int = 4,
+        layers: int = 2,
+        num_classes: int = NUM_CLASSES,
+        lr: float = 3e-4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.proj = nn.Linear(features, d_model)
+        self.pos = nn.Parameter(torch.zeros(seq_len, d_model))
+        layer = nn.TransformerEncoderLayer(
+            d_model, nhead, dim_feedforward=4 * d_model, dropout=0.1, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.proj(x) + self.pos)
+        return self.head(self.norm(h.mean(1)))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", F.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+
+
+@dataclass
+class Config:
+    batch: int = 16
+    steps: int = 40  # optimizer steps per epoch
+    epochs: int = 4  # per run; the first is warm-up
+    rounds: int = 4
+    d_model: int = 128
+    layers: int = 2
+    seq_len: int = 32
+    features: int = 16
+
+    def model(self) -> EncoderClassifier:
+        torch.manual_seed(0)  # both loops start from the same weights
+        nhead = 4 if self.d_model % 4 == 0 else 1
+        return EncoderClassifier(self.features, self.seq_len, self.d_model, nhead, self.layers)
+
+
+@dataclass
+class Run:
+    samples_per_sec: float
+    val_acc: float
+    step_ms: float = 0.0  # plain loop: forward + backward + optimizer step, timed epochs
+    ckpt_ms: list[float] = field(default_factory=list)  # runner: each timed last.ckpt write
+
+
+def synthetic(cfg: Config) -> tuple[TensorDataset, TensorDataset]:
+    """Seeded N(0, 1) sequences labelled by a fixed rule a model can learn: the argmax of a
+    fixed projection of the sequence mean. Validation is an eighth of the training size."""
+    g = torch.Generator().manual_seed(0)
+    n_train = cfg.steps * cfg.batch
+    n_val = max(cfg.batch, n_train // 8)
+    x = torch.randn(n_train + n_val, cfg.seq_len, cfg.features, generator=g)
+    w = torch.randn(cfg.features, NUM_CLASSES, generator=g)
+    y = (x.mean(1) @ w).argmax(1)
+    return TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:])
+
+
+def _loaders(data: tuple[TensorDataset, TensorDataset], batch: int) -> tuple[DataLoader, ...]:
+    g = torch.Generator().manual_seed(0)
+    train = DataLoader(data[0], batch_size=batch, shuffle=True, drop_last=True, generator=g)
+    return train, DataLoader(data[1], batch_size=batch)
+
+
+def plain_loop(data: tuple[TensorDataset, TensorDataset], cfg: Config) -> Run:
+    model = cfg.model()
+    opt = model.configure_optimizers()
+    train, val = _loaders(data, cfg.batch)
+    start, samples, step_s, steps, acc = 0.0, 0, 0.0, 0, 0.0
+    for epoch in range(cfg.epochs):
+        if epoch == 1:
+            start, samples, step_s, steps = time.perf_counter(), 0, 0.0, 0
+        model.train()
+        for x, y in train:
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)  # training_step without self.log
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step_s += time.perf_counter() - t0
+            steps += 1
+            samples += len(y)
+        model.eval()
+        correct, seen = 0, 0
+        with torch.inference_mode():
+            for x, y in val:
+                logits = model(x)
+                F.cross_entropy(logits, y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+        acc = correct / seen
+    elapsed = time.perf_counter() - start
+    return Run(samples / elapsed, acc, step_ms=1e3 * step_s / steps)
+
+
+def runner_loop(data: tuple[TensorDataset, TensorDataset], cfg: Config) -> Run:
+    from training.callbacks import callbacks_for
+    from training.checkpoints import atomic_checkpoint_io
+
+    runner_cb = callbacks_for("pytorch_lightning")
+    ckpt_ms: list[float] = []
+
+    class Clock(pl.Callback):
+        start = end = 0.0
+        samples = 0
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.current_epoch == 1:
+                self.start, self.samples = time.perf_counter(), 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.samples += len(batch[0])
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            self.end = time.perf_counter()
+
+    class TimedLastCheckpoint(runner_cb.LastCheckpoint):
+        def _save(self, trainer: Any) -> None:
+            t0 = time.perf_counter()
+            super()._save(trainer)
+            if clock.start:
+                ckpt_ms.append(1e3 * (time.perf_counter() - t0))
+
+    clock = Clock()
+    lines: list[str] = []
+    model = cfg.model()
+    with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            precision="32-true",
+            max_epochs=cfg.epochs,
+            callbacks=[
+                runner_cb.MetricLines(world_size=1, printer=lambda line, **_: lines.append(line)),
+                TimedLastCheckpoint(tmp, every_n_steps=10**9),
+                clock,
+            ],
+            logger=pl.loggers.CSVLogger(save_dir=tmp, name="lightning_logs"),
+            enable_checkpointing=False,
+            plugins=[atomic_checkpoint_io(pl)],
+            default_root_dir=tmp,
+            enable_progress_bar=False,
+            enable_model_summary=False,  # the runner prints one before training: not timed
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(model, *_loaders(data, cfg.batch))
+    if len(lines) != cfg.epochs:
+        raise RuntimeError(f"expected {cfg.epochs} metric lines from MetricLines, got {lines}")
+    acc = float(trainer.callback_metrics["val_acc"])
+    return Run(clock.samples / (clock.end - clock.start), acc, ckpt_ms=ckpt_ms)
+
+
+def compare(cfg: Config) -> dict[str, Any]:
+    data = synthetic(cfg)
+    plain: list[Run] = []
+    runner: list[Run] = []
+    for r in range(cfg.rounds):
+        order = [plain_loop, runner_loop] if r % 2 == 0 else [runner_loop, plain_loop]
+        for fn in order:
+            (plain if fn is plain_loop else runner).append(fn(data, cfg))
+    p = [run.samples_per_sec for run in plain]
+    n = [run.samples_per_sec for run in runner]
+    return {
+        "plain_samples_per_sec": statistics.median(p),
+        "runner_samples_per_sec": statistics.median(n),
+        "ratio": statistics.median(n) / statistics.median(p),
+        "best_ratio": max(n) / max(p),
+        "step_ms": statistics.median(run.step_ms for run in plain),
+        "ckpt_ms": statistics.median(ms for run in runner for ms in run.ckpt_ms),
+        "plain_val_acc": plain[-1].val_acc,
+        "runner_val_acc": runner[-1].val_acc,
+        "params": sum(p.numel() for p in cfg.model().parameters()),
+    }
+
+
+def report(cfg: Config) -> None:
+    """Run the comparison and print it (the lines `python -m bench training` shows)."""
+    print(
+        f"training loop: transformer encoder classifier (d_model {cfg.d_model}, {cfg.layers} "
+        f"layers, seq {cfg.seq_len}x{cfg.features}) on synthetic data, batch {cfg.batch}, "
+        f"{cfg.steps} steps/epoch, {cfg.epochs - 1} timed epochs x {cfg.rounds} rounds, 1 thread"
+    )
+    res = compare(cfg)
+    holds = "holds" if res["step_ms"] >= MIN_STEP_MS else "NOT met: raise --tf-batch-size"
+    print(
+        f"  {res['params'] / 1e6:.2f}M parameters; plain loop step {res['step_ms']:.1f} ms "
+        f"(forward+backward+AdamW, median of rounds; >= {MIN_STEP_MS:.0f} ms: {holds})"
+    )
+    epoch_s = cfg.steps * cfg.batch / res["runner_samples_per_sec"]
+    print(
+        f"  runner last.ckpt at each epoch end: {res['ckpt_ms']:.1f} ms "
+        f"({100 * res['ckpt_ms'] / 1e3 / epoch_s:.1f}% of a {epoch_s:.2f} s epoch)"
+    )
+    print(
+        f"  val_acc after {cfg.epochs} epochs: plain {res['plain_val_acc']:.3f}, "
+        f"runner {res['runner_val_acc']:.3f}"
+    )
+    print(
+        f"cpu fp32 transformer: plain {res['plain_samples_per_sec']:.1f} samples/s, runner "
+        f"{res['runner_samples_per_sec']:.1f} samples/s (medians, train+val epochs), "
+        f"ratio {res['ratio']:.3f} (target >= 0.98), best-of-rounds ratio "
+        f"{res['best_ratio']:.3f}"
+    )
