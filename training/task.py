@@ -170,12 +170,15 @@ def condense_parser_error(text: str, overrides: Mapping[str, str], config_path: 
     given = re.search(r"Got value: (.+)$", text, re.M) or re.search(
         r"Given value: (.+)$", text, re.M
     )
-    source = f"hyperparameter {full}" if full in overrides else f"{full} in {config_path.name}"
     value = overrides.get(full, given.group(1).strip() if given else "?")
+    if full in overrides:
+        source = f"hyperparameter {full}={value!r}"
+    else:
+        source = f"{full}={value!r} in {config_path.name}"
     if expected:
         what = " or ".join(dict.fromkeys(expected))
         owner = f" ({class_paths[-1]})" if class_paths else ""
-        return f"{source}={value!r} is invalid: expected {what}{owner}"
+        return f"{source} is invalid: expected {what}{owner}"
     if bad := _NOT_ACCEPTED.search(text):
         owner = class_paths[-1] if class_paths else section
         key = f"{section}.init_args.{bad.group(1)}"
@@ -276,12 +279,11 @@ def parse(
         task = Task(config_path, flavour, "", None, None, notes)
 
         def prepare(parser: Any, cfg: Any) -> None:
-            defaults = parser.get_defaults()
+            written = config.get("trainer") or {}
             for key in OWNED_TRAINER_KEYS:
-                name = f"trainer.{key}"
-                if name in cfg and cfg[name] != defaults.get(name) and name not in overrides:
+                if key in written and f"trainer.{key}" not in overrides:
                     task.notes.append(
-                        f"trainer.{key}={cfg[name]!r} in {config_path.name} is ignored: the "
+                        f"trainer.{key}={written[key]!r} in {config_path.name} is ignored: the "
                         "runner sets it for the cluster"
                     )
             task.resolved_config = parser.dump(copy.deepcopy(cfg), skip_check=True)
@@ -304,6 +306,7 @@ def parse(
         )
         args += [f"--{key}={value}" for key, value in ordered]
         stderr = io.StringIO()
+        argv, sys.argv = sys.argv, sys.argv[:1]  # the job's argv is the runner's, not the CLI's
         try:
             with contextlib.redirect_stderr(stderr):
                 cli = _cli_class(pl)(
@@ -329,6 +332,8 @@ def parse(
             if type(err).__name__ != "ArgumentError":
                 raise
             raise ConfigError(condense_parser_error(str(err), overrides, config_path)) from None
+        finally:
+            sys.argv = argv
         if build:
             task.model, task.datamodule = cli.model, cli.datamodule
             trainer = cli.config_init.get("trainer")
