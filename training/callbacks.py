@@ -38,7 +38,8 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 class _MetricLines:
     """Prints a contract metric line (global rank 0, flushed) after every validation: every
-    scalar the task logged, then the epoch and the training throughput."""
+    scalar the task logged (Lightning resets them per stage: a final `validate()` line holds
+    only what validation logged), then the epoch and the training throughput."""
 
     def __init__(self, world_size: int, printer: Any = print) -> None:
         self.world_size = world_size
@@ -68,8 +69,6 @@ class _MetricLines:
             elapsed = self._last - self._start
             if self._samples and elapsed > 0:
                 metrics["samples_per_sec"] = self._samples * self.world_size / elapsed
-        else:
-            metrics = {k: v for k, v in metrics.items() if not k.startswith("train")}
         self.printer(contract.format_metric_line(metrics, trainer.global_step), flush=True)
 
 

@@ -242,6 +242,8 @@ def parse_hyperparameter(name: str, value: str) -> int | float | str:
             if not text:
                 raise bad
             return text
+    except HyperparameterError:
+        raise
     except ValueError:
         raise bad from None
     if spec.minimum is not None and (

@@ -46,6 +46,7 @@ OWNED_TRAINER_KEYS = (
     "enable_progress_bar",
 )
 _CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
+_RUNNER_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass
@@ -199,11 +200,16 @@ def _importable(code_root: Path, keep: bool) -> Iterator[None]:
     added = root not in sys.path
     if added:
         sys.path.insert(0, root)
+    before = set(sys.modules)
     try:
         yield
     finally:
-        if added and not keep and root in sys.path:
-            sys.path.remove(root)
+        if not keep and root != _RUNNER_ROOT:  # a later check of another copy imports afresh
+            if added and root in sys.path:
+                sys.path.remove(root)
+            for name in set(sys.modules) - before:
+                if str(getattr(sys.modules[name], "__file__", None) or "").startswith(root):
+                    del sys.modules[name]
 
 
 #: Tried in order when lr_key is left at its default and the config has no number there.
