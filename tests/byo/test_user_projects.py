@@ -13,7 +13,6 @@ import io
 import json
 import re
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -84,7 +83,7 @@ def _bundle(synth) -> bytes:
 
 
 def test_bundle_carries_the_project_and_its_requirements(synthesized):
-    name, project, synth = synthesized
+    name, _, synth = synthesized
     config, _, dependency, _ = CASES[name]
     with tarfile.open(fileobj=io.BytesIO(_bundle(synth)), mode="r:gz") as tar:
         names = set(tar.getnames())

@@ -55,7 +55,11 @@ CONFIG_CASES = [
         {"job_name_prefix": "bad_prefix!"},
         "job_name_prefix='bad_prefix!': expected 1-24 letters, digits and inner hyphens (job names are <prefix>-<suffix>, at most 63 characters)",
     ),
-    ({"hyperparameters": {"epochs": "0"}}, "hyperparameters.epochs='0': expected integer >= 1"),
+    ({"hyperparameters": {"epochs": "0"}}, "hyperparameters.epochs='0': expected an integer >= 1"),
+    (
+        {"hyperparameters": {"sagemaker_program": "x.py"}},
+        "hyperparameters.sagemaker_program='x.py': sagemaker_* keys are set by the workflow, not by users",
+    ),
     (
         {"notification_email": "not-an-email"},
         "notification_email='not-an-email': expected an e-mail address or none",
@@ -98,20 +102,23 @@ CLI_CASES = [
     (
         {"hp": ["epoch=5"]},
         "--hp epoch=5: the training script has no hyperparameter 'epoch'; known: "
-        + ", ".join(sorted(contract.HYPERPARAMETERS)),
+        + ", ".join(sorted(contract.HYPERPARAMETERS))
+        + ", or a config override like model.init_args.<name>",
     ),
     ({"hp": ["epochs"]}, "--hp 'epochs': expected KEY=VALUE, e.g. --hp epochs=5"),
     ({"hp": ["=5"]}, "--hp '=5': expected KEY=VALUE, e.g. --hp epochs=5"),
-    ({"hp": ["epochs=ten"]}, "hyperparameters.epochs='ten': expected integer >= 1"),
-    ({"hp": ["lr=0"]}, "hyperparameters.lr='0': expected float > 0"),
-    ({"hp": ["batch_size=-1"]}, "hyperparameters.batch_size='-1': expected integer >= 1"),
+    ({"hp": ["epochs=ten"]}, "hyperparameters.epochs='ten': expected an integer >= 1"),
+    ({"hp": ["lr=0"]}, "hyperparameters.lr='0': expected a number > 0"),
+    ({"hp": ["batch_size=-1"]}, "hyperparameters.batch_size='-1': expected an integer >= 1"),
     (
         {"hp": ["lr_scaling=cubic"]},
         "hyperparameters.lr_scaling='cubic': expected one of linear, sqrt, none",
     ),
     (
         {"hp": ["sagemaker_program=x.py"]},
-        "hyperparameters.sagemaker_program='x.py': sagemaker_* keys are set by the workflow, not by users",
+        "--hp sagemaker_program=x.py: the training script has no hyperparameter 'sagemaker_program'; known: "
+        + ", ".join(sorted(contract.HYPERPARAMETERS))
+        + ", or a config override like model.init_args.<name>",
     ),
     (
         {"instance_type": "ml.foo"},
@@ -180,7 +187,17 @@ HYPERPARAMETER_CASES = [
     (
         "optimizer",
         "adam",
-        "unknown hyperparameter optimizer='adam': expected one of epochs, batch_size, lr, lr_scaling, precision, seed, num_workers, checkpoint_every_n_steps, dist_timeout_s, process_group_backend, max_steps",
+        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, dist_timeout_s, process_group_backend or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
+    ),
+    (
+        "lr_key",
+        "lr",
+        "hyperparameter lr_key='lr' is invalid: expected a config key like model.init_args.lr or optimizer.init_args.lr",
+    ),
+    (
+        "model.init_args.opts",
+        '{"a": 1}',
+        "hyperparameter model.init_args.opts='{\"a\": 1}' is invalid: a JSON object, which the SageMaker toolkit rewrites to k=v pairs; set one key per entry (model.init_args.opts.<key>=<value>)",
     ),
     ("seed", "1e3", "hyperparameter seed='1e3' is invalid: expected an integer >= 0"),
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from training import contract, train
+from training.checkpoints import checkpoint_step, rotate_checkpoint
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -41,7 +42,7 @@ def test_truncated_last_checkpoint_falls_back_to_previous(root, capsys):
     assert train.main(["--epochs", "1", *ARGS]) == 0
     ckpts = root / "checkpoints"
     last, previous = ckpts / contract.CHECKPOINT_FILE, ckpts / contract.PREVIOUS_CHECKPOINT_FILE
-    assert train.checkpoint_step(last) == 26 and train.checkpoint_step(previous) == 25
+    assert checkpoint_step(last) == 26 and checkpoint_step(previous) == 25
     _truncate(last)
     capsys.readouterr()
     (root / "model" / contract.MODEL_FILE).unlink()
@@ -56,7 +57,7 @@ def test_truncated_last_checkpoint_falls_back_to_previous(root, capsys):
     assert info["global_step"] == 52
     # The unreadable file is set aside (a dot-file: never synced, never rotated over previous).
     assert (ckpts / f".{contract.CHECKPOINT_FILE}.corrupt").exists()
-    assert train.checkpoint_step(last) == 52
+    assert checkpoint_step(last) == 52
 
 
 def test_no_readable_checkpoint_fails_clearly_instead_of_starting_over(root, capsys):
@@ -86,7 +87,7 @@ def test_no_readable_checkpoint_fails_clearly_instead_of_starting_over(root, cap
 def test_rotation_keeps_previous_whole(tmp_path):
     last = tmp_path / contract.CHECKPOINT_FILE
     last.write_bytes(b"one")
-    train.rotate_checkpoint(last)
+    rotate_checkpoint(last)
     assert (tmp_path / contract.PREVIOUS_CHECKPOINT_FILE).read_bytes() == b"one"
     assert last.read_bytes() == b"one"  # still there until the new one replaces it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "previous.ckpt"]

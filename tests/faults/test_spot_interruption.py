@@ -15,7 +15,8 @@ import torch
 from tests import timing
 from tests.faults.conftest import DEBUG_DIR_ENV, make_job, read_progress, wait_dead, wait_for
 from training import contract
-from training.train import checkpoint_step
+from training.checkpoints import checkpoint_step
+from training.export import load_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -76,18 +77,22 @@ def test_spot_kill_resumes_from_last_synced_checkpoint(tmp_path, real_bundle, re
 
     # One model, whole and valid; nothing else in any host's model dir.
     files = [p.relative_to(second.root).as_posix() for p in second.model_files()]
-    assert files == ["hosts/algo-1/model/model.json", "hosts/algo-1/model/model.pt"]
+    assert files == [
+        "hosts/algo-1/model/config.yaml",
+        "hosts/algo-1/model/model.json",
+        "hosts/algo-1/model/model.pt",
+    ]
     model_dir = second.hosts[0].model_dir
     info = json.loads((model_dir / contract.MODEL_INFO_FILE).read_text())
     assert info["global_step"] == MAX_STEPS
     assert info["resumed_from"].endswith(contract.CHECKPOINT_FILE)
     assert info["metrics"]["val_acc"] >= 0.85
-    from training.model import MLP
-
-    config = {k: v for k, v in info["network"].items() if k != "class"}
-    net = MLP(**config)
+    # config.yaml rebuilds the LightningModule and model.pt (its whole state_dict) loads into
+    # it strictly: every tensor present, every shape right.
+    module = load_model(model_dir)
+    assert type(module).__name__ == "DigitsClassifier"
     state = torch.load(model_dir / contract.MODEL_FILE, weights_only=True)
-    net.load_state_dict(state)  # loads: every tensor present, every shape right
+    assert state.keys() == module.state_dict().keys()
     assert all(torch.isfinite(t).all() for t in state.values())
 
     record_property("steps_trained_before_kill", trained)

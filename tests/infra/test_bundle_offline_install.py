@@ -114,7 +114,7 @@ def test_bundle_installs_offline_and_imports(family, synthesized_bundles, networ
     assert "Uninstalling" not in done.stdout
 
     modules = _bundle_modules(code)
-    assert "training.train" in modules and "training.module" in modules
+    assert "training.train" in modules and "training.tasks.digits.module" in modules
     check = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

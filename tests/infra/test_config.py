@@ -77,10 +77,32 @@ BAD = [
     ),
     (
         {"hyperparameters": {"epochs": 5}},
-        "hyperparameters.epochs=5: expected a string (SageMaker sends hyperparameters as strings)",
+        "hyperparameters.epochs=5: expected a string (SageMaker sends hyperparameters as strings):"
+        ' write it as "5"',
     ),
-    ({"hyperparameters": {"epochs": "0"}}, "hyperparameters.epochs='0': expected integer >= 1"),
-    ({"hyperparameters": {"lr": "-1"}}, "hyperparameters.lr='-1': expected float > 0"),
+    ({"hyperparameters": {"epochs": "0"}}, "hyperparameters.epochs='0': expected an integer >= 1"),
+    ({"hyperparameters": {"lr": "-1"}}, "hyperparameters.lr='-1': expected a number > 0"),
+    (
+        {"hyperparameters": {"config": "digits"}},
+        "hyperparameters.config='digits': set training.config instead (the task config)",
+    ),
+    (
+        {"hyperparameters": {"note": "x"}},
+        "hyperparameters.note='x': expected a runner key ("
+        + ", ".join(contract.HYPERPARAMETERS)
+        + ") or a config override like model.init_args.lr, data.init_args.batch_size,"
+        " trainer.max_epochs",
+    ),
+    (
+        {"hyperparameters": {"model.init_args.hidden": '{"a": 1}'}},
+        "hyperparameters.model.init_args.hidden='{\"a\": 1}': a JSON object, which the SageMaker"
+        " toolkit rewrites to k=v pairs; set one key per entry"
+        " (model.init_args.hidden.<key>=<value>)",
+    ),
+    (
+        {"hyperparameters": {"lr_key": "lr"}},
+        "hyperparameters.lr_key='lr': expected a config key like model.init_args.lr",
+    ),
     (
         {"hyperparameters": {"precision": "fp8"}},
         "hyperparameters.precision='fp8': expected one of auto, 32, 16-mixed, bf16-mixed",
@@ -276,10 +298,25 @@ def test_context_errors(context, message):
 
 
 def test_every_contract_hyperparameter_has_a_rule_and_valid_default():
+    # Free-form strings: the task config (set as training.config) and the config key of the lr.
+    free_form = {"config", "lr_key"}
     for name, spec in contract.HYPERPARAMETERS.items():
-        assert spec.choices or cfg.hyperparameter_rule(name), name
+        if spec.kind in ("int", "float"):
+            # The rule infra/config.py reads from the help agrees with the one the runner applies.
+            kind = {"int": "integer", "float": "float"}[spec.kind]
+            op = ">" if spec.exclusive_minimum else ">="
+            assert cfg.hyperparameter_rule(name) == (kind, op, spec.minimum), name
+        else:
+            assert spec.choices or name in free_form, name
+        if spec.default is None:
+            # Shortcuts (epochs, lr, ...) take their default from the task config.
+            assert spec.target, name
+            continue
+        if name == "config":
+            continue  # the workflow adds it from training.config; users cannot set it
         assert cfg.validate_hyperparameter(name, spec.default) == spec.default
-    defaults = {n: s.default for n, s in contract.HYPERPARAMETERS.items()}
+        assert contract.parse_hyperparameter(name, spec.default) is not None
+    defaults = {k: v for k, v in contract.runner_defaults().items() if k != "config"}
     assert cfg.validate_hyperparameters(defaults) == defaults
     assert len(contract.HYPERPARAMETERS) <= cfg.MAX_USER_HYPERPARAMETERS
 

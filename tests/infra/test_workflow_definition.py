@@ -252,10 +252,11 @@ def test_default_input(moto_env):
     expected_name = wd.job_name("lightning", result["arn"], 0)
     assert request["TrainingJobName"] == expected_name
     hps = request["HyperParameters"]
-    defaults = {k: hp.default for k, hp in contract.HYPERPARAMETERS.items()}
+    defaults = contract.runner_defaults()
     assert hps == {
         **defaults,
-        "epochs": "20",  # config overrides the contract default
+        "config": SETTINGS.config,  # the task config, a default the workflow adds
+        "epochs": "20",  # configured on top of the runner defaults
         "model_name": "donut",
         "sagemaker_program": contract.ENTRY_POINT,
         "sagemaker_submit_directory": "/opt/ml/input/data/code/sourcedir.tar.gz",

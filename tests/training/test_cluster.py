@@ -271,27 +271,31 @@ def test_smddp_not_imported_unless_selected(monkeypatch: pytest.MonkeyPatch) -> 
     cl.import_backend(cl.detect(sm_for(gpus=2), torchrun(0, 2, 0, 2, 0)))  # nccl: no import
 
 
-def test_lightning_kwargs() -> None:
-    from pytorch_lightning.plugins.environments import (
-        LightningEnvironment,
-        TorchElasticEnvironment,
-    )
-    from pytorch_lightning.strategies import DDPStrategy
+@pytest.mark.parametrize("flavour", ["pytorch_lightning", "lightning.pytorch"])
+def test_lightning_kwargs(flavour: str) -> None:
+    """The strategy and cluster environment come from the task's own Lightning package."""
+    import importlib
 
-    single = cl.lightning_kwargs(cl.detect(sm_for(), {}), 600)
+    pl = importlib.import_module(flavour)
+    environments = importlib.import_module(f"{flavour}.plugins.environments")
+    strategies = importlib.import_module(f"{flavour}.strategies")
+
+    single = cl.lightning_kwargs(cl.detect(sm_for(), {}), 600, pl)
     assert single == {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
 
-    tr = cl.lightning_kwargs(cl.detect(sm_for(hosts=TWO, gpus=8), torchrun(3, 16, 3, 8, 0)), 90)
+    tr = cl.lightning_kwargs(
+        cl.detect(sm_for(hosts=TWO, gpus=8), torchrun(3, 16, 3, 8, 0)), 90, pl
+    )
     assert (tr["devices"], tr["num_nodes"]) == (8, 2)
-    assert isinstance(tr["strategy"], DDPStrategy)
-    assert isinstance(tr["strategy"].cluster_environment, TorchElasticEnvironment)
+    assert isinstance(tr["strategy"], strategies.DDPStrategy)
+    assert isinstance(tr["strategy"].cluster_environment, environments.TorchElasticEnvironment)
     assert tr["strategy"]._process_group_backend == "nccl"
     assert tr["strategy"]._timeout == timedelta(seconds=90)
 
     mp = cl.lightning_kwargs(
-        cl.detect(sm_for(hosts=TWO, gpus=8, framework=SMDDP), ompi(3, 16, 3, 8, 0)), 600
+        cl.detect(sm_for(hosts=TWO, gpus=8, framework=SMDDP), ompi(3, 16, 3, 8, 0)), 600, pl
     )
-    assert isinstance(mp["strategy"].cluster_environment, LightningEnvironment)
+    assert isinstance(mp["strategy"].cluster_environment, environments.LightningEnvironment)
     assert mp["strategy"]._process_group_backend == "smddp"
 
 

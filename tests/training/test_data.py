@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import data as D
+import pytorch_lightning as pl
+
+from training import contract
+from training.node_prepare import PrepareError, prepare_on_node
+from training.tasks.digits import data as D
 
 GOOD_ROW = ",".join(["1"] * 64) + ",3"
 
@@ -95,20 +99,41 @@ def test_default_dataset_round_trip(tmp_path: Path) -> None:
     assert not list((tmp_path / "train").glob(".*.tmp"))
 
 
-def _module(channels, cache, events=None, seed=42):
-    return D.ChannelDataModule(channels, cache, batch_size=32, seed=seed, events_dir=events)
+@pytest.fixture(autouse=True)
+def _no_debug_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data module reads the test hook's folder from the environment: none by default."""
+    monkeypatch.delenv(contract.DEBUG_DIR_ENV, raising=False)
 
 
-def test_prepare_once_then_cached_and_split_is_seeded(tmp_path: Path) -> None:
+def _module(channels, cache, seed=42):
+    return D.DigitsDataModule(batch_size=32, seed=seed, channels=channels, cache_dir=cache)
+
+
+def test_channels_and_cache_default_to_the_job_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SM_CHANNELS", '["train"]')
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "train"))
+    monkeypatch.setenv(contract.CACHE_DIR_ENV, str(tmp_path / "node-cache"))
+    dm = D.DigitsDataModule()
+    assert dm.channels == {"train": tmp_path / "train"}
+    assert dm.cache_dir == tmp_path / "node-cache"
+    assert (dm.batch_size, dm.num_workers, dm.seed) == (256, 0, 42)
+
+
+def test_prepare_once_then_cached_and_split_is_seeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     D.write_default_dataset(tmp_path / "train")
     channels = {"train": tmp_path / "train"}
     events = tmp_path / "events"
-    first = _module(channels, tmp_path / "cache", events)
+    monkeypatch.setenv(contract.DEBUG_DIR_ENV, str(events))
+    first = _module(channels, tmp_path / "cache")
     first.prepare_data()
     cache = first.cache_file
     assert cache.exists()
     mtime = cache.stat().st_mtime_ns
-    second = _module(channels, tmp_path / "cache", events)
+    second = _module(channels, tmp_path / "cache")
     second.prepare_data()  # a second call reuses the cache
     assert cache.stat().st_mtime_ns == mtime
     assert len((events / "prepare_data.log").read_text().split()) == 2  # one line per call
@@ -146,29 +171,44 @@ def test_setup_without_prepare_fails(tmp_path: Path) -> None:
 
 
 def test_prepare_on_node_without_torch_distributed(tmp_path: Path) -> None:
+    """training/node_prepare.py, as the runner uses it under smddp: local rank 0 runs the
+    hook, the other local ranks wait for its marker (or its one-line error); afterwards the
+    hook is disarmed, so Lightning sees it un-overridden and opens no process group."""
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    def on_node(dm, *, is_local_zero, timeout_s, job_name="job-bad"):
+        prepare_on_node(
+            pl,
+            [dm],
+            is_local_zero=is_local_zero,
+            marker_dir=tmp_path / "cache",
+            job_name=job_name,
+            timeout_s=timeout_s,
+        )
+
     bad = tmp_path / "train"
     _write(bad, "x.csv", "1,2\n")
     follower = _module({"train": bad}, tmp_path / "cache")
     leader = _module({"train": bad}, tmp_path / "cache")
     with pytest.raises(D.DataError) as first:
-        leader.prepare_on_node(is_local_zero=True, timeout_s=5)
-    with pytest.raises(D.DataError) as second:  # the other local ranks see the same one line
-        follower.prepare_on_node(is_local_zero=False, timeout_s=5)
-    assert (
-        str(first.value)
-        == str(second.value)
-        == f"{bad / 'x.csv'}:1: 2 columns; expected 65 (64 features + 1 label)"
-    )
+        on_node(leader, is_local_zero=True, timeout_s=5)
+    assert str(first.value) == f"{bad / 'x.csv'}:1: 2 columns; expected 65 (64 features + 1 label)"
+    with pytest.raises(PrepareError) as second:  # the other local ranks see the same one line
+        on_node(follower, is_local_zero=False, timeout_s=5)
+    assert str(second.value) == f"prepare_data failed on local rank 0: DataError: {first.value}"
+    assert "\n" not in str(second.value)
+    assert is_overridden("prepare_data", leader)  # a failed hook is not disarmed
 
     D.write_default_dataset(tmp_path / "good")
     ok = _module({"train": tmp_path / "good"}, tmp_path / "cache")
-    with pytest.raises(D.DataError, match="not prepared by local rank 0 within 0 s"):
-        ok.prepare_on_node(is_local_zero=False, timeout_s=0)
-    ok.prepare_on_node(is_local_zero=True, timeout_s=5)
-    ok.prepare_on_node(is_local_zero=False, timeout_s=5)
-    from pytorch_lightning.utilities.model_helpers import is_overridden
-
-    assert not is_overridden(
-        "prepare_data", D.ExternallyPreparedDataModule({}, tmp_path, batch_size=1)
-    )
+    with pytest.raises(PrepareError, match="did not finish on local rank 0 within 0 s"):
+        on_node(ok, is_local_zero=False, timeout_s=0, job_name="job-ok")
     assert is_overridden("prepare_data", ok)
+    on_node(ok, is_local_zero=True, timeout_s=5, job_name="job-ok")
+    assert ok.cache_file.exists()
+    waiter = _module({"train": tmp_path / "good"}, tmp_path / "cache")
+    on_node(waiter, is_local_zero=False, timeout_s=5, job_name="job-ok")
+    for dm in (ok, waiter):  # disarmed: Lightning's prepare_data barrier is never entered
+        assert not is_overridden("prepare_data", dm)
+        dm.setup("fit")
+        assert len(dm.train_set) == 1617

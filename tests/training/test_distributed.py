@@ -32,6 +32,7 @@ if "smddp" not in dist.Backend.backend_list:
         return _all_reduce(tensor, op=op, group=group, async_op=async_op)
 
     def new_group(*args, **kwargs):
+        (__import__("pathlib").Path(__file__).parent / "new_group-called").touch()
         raise RuntimeError("smddp test double: new_group is not supported")
 
     dist.all_reduce = all_reduce
@@ -47,7 +48,7 @@ def _ranks(debug: Path) -> list[dict]:
 def _assert_one_model(root: Path, outputs: str) -> dict:
     model_dir = root / "model"
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(
-        [contract.MODEL_FILE, contract.MODEL_INFO_FILE]
+        [contract.MODEL_FILE, contract.MODEL_CONFIG_FILE, contract.MODEL_INFO_FILE]
     )
     assert outputs.count("model written to") == 1
     return json.loads((model_dir / contract.MODEL_INFO_FILE).read_text())
@@ -189,8 +190,13 @@ def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
     assert [r["global_rank"] for r in ranks] == [0, 1]
     assert all("launcher=mpirun" in r["cluster"] and "backend=smddp" in r["cluster"] for r in ranks)
     assert len({r["param_sha256"] for r in ranks}) == 1
+    # prepare_data ran once on the node (training/node_prepare.py: local rank 0, before fit),
+    # and fit/validate did not run it again: the hook was disarmed, so Lightning entered no
+    # prepare_data barrier and opened no extra (gloo) process group, which smddp cannot.
     calls = (debug / "prepare_data.log").read_text().split()
-    assert len(calls) == 1  # node-local preparation (smddp: no Lightning prepare_data barrier)
+    assert len(calls) == 1
+    assert (tmp_path / "root" / "cache" / ".prepared-local.done").exists()
+    assert not (pkg / "new_group-called").exists()
     info = _assert_one_model(tmp_path / "root", "".join(outputs))
     assert info["cluster"]["backend"] == "smddp"
     assert info["metrics"]["val_acc"] > 0.8

@@ -57,8 +57,12 @@ def test_local_defaults(tmp_path: Path) -> None:
     assert sm.output_data_dir == tmp_path / "output/data"
     assert sm.checkpoint_dir == tmp_path / "checkpoints"
     assert sm.cache_dir == tmp_path / "cache"
-    defaults = {k: spec.default for k, spec in contract.HYPERPARAMETERS.items()}
-    assert {k: str(v) for k, v in sm.hyperparameters.as_dict().items()} == defaults
+    # The runner keys with defaults; the shortcuts (epochs, lr, ...) leave the task config's.
+    assert {k: str(v) for k, v in sm.hyperparameters.as_dict().items()} == (
+        contract.runner_defaults()
+    )
+    assert sm.hyperparameters.config == "digits" and sm.hyperparameters.epochs is None
+    assert sm.hyperparameters.config_overrides() == {}
 
 
 @pytest.mark.parametrize(
@@ -77,7 +81,22 @@ def test_checkpoint_dir(env: dict[str, str], expected: str) -> None:
 
 
 def test_hyperparameter_fields_match_contract() -> None:
-    assert list(Hyperparameters.__dataclass_fields__) == list(contract.HYPERPARAMETERS)
+    fields = list(Hyperparameters.__dataclass_fields__)
+    assert fields == [*contract.HYPERPARAMETERS, "overrides"]
+
+
+def test_shortcuts_and_dotted_overrides_become_config_overrides() -> None:
+    hp = read(
+        ["--epochs", "3", "--lr", "0.01", "--model.init_args.hidden", "[64]"], {}, gpu_count=0
+    ).hyperparameters
+    assert dict(hp.overrides) == {"model.init_args.hidden": "[64]"}
+    assert hp.config_overrides() == {
+        "model.init_args.hidden": "[64]",
+        "trainer.max_epochs": "3",
+        "model.init_args.lr": "0.01",
+    }
+    custom = read(["--lr", "0.5", "--lr_key", "optimizer.init_args.lr"], {}, gpu_count=0)
+    assert custom.hyperparameters.config_overrides() == {"optimizer.init_args.lr": "0.5"}
 
 
 @pytest.mark.parametrize(
@@ -133,7 +152,20 @@ def test_json_encoded_values_are_typed() -> None:
         (
             ["--epoch", "3"],
             "unknown hyperparameter epoch='3': expected one of "
-            + ", ".join(contract.HYPERPARAMETERS),
+            + ", ".join(contract.HYPERPARAMETERS)
+            + " or a config override like model.init_args.<name>, data.init_args.<name>, "
+            "trainer.<name>",
+        ),
+        (
+            ["--epochs", "3", "--trainer.max_epochs", "4"],
+            "hyperparameters epochs=3 and trainer.max_epochs='4' set the same config key: "
+            "keep one",
+        ),
+        (
+            ["--model.init_args.opts", '{"a": 1}'],
+            "hyperparameter model.init_args.opts='{\"a\": 1}' is invalid: a JSON object, which "
+            "the SageMaker toolkit rewrites to k=v pairs; set one key per entry "
+            "(model.init_args.opts.<key>=<value>)",
         ),
         (["--epochs"], "argument --epochs has no value: expected --epochs VALUE"),
         (["epochs", "3"], "unexpected argument 'epochs': expected --key value pairs"),

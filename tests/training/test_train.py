@@ -13,8 +13,12 @@ import torch
 
 from tests.training.conftest import REPO, run_python, subprocess_env
 from training import contract
-from training.data import EXPECTED, write_default_dataset
+from training.export import load_model
+from training.tasks.digits.data import EXPECTED, write_default_dataset
 from training.train import main
+
+#: What the digits task logs (cdk.json's training.metrics).
+TASK_METRICS = ("train_loss", "val_loss", "val_acc", "lr")
 
 
 def metric_lines(out: str) -> list[dict[str, float]]:
@@ -37,30 +41,47 @@ def test_default_task_reaches_accuracy(local_env: Path, capsys: pytest.CaptureFi
     assert lines[-1]["val_acc"] >= 0.95, lines
     assert elapsed < 60
 
+    # Every line: the task's scalars (sorted), then the runner's own.
+    assert list(lines[0]) == ["step", *sorted(TASK_METRICS), *contract.RUNNER_METRICS]
+    assert list(lines[-1]) == ["step", "lr", "val_acc", "val_loss"]  # validate(): no training
     # SageMaker's MetricDefinitions find every metric in the real output.
-    for definition in contract.metric_definitions():
+    definitions = contract.metric_definitions(TASK_METRICS)
+    assert [d["Name"] for d in definitions] == [*TASK_METRICS, *contract.RUNNER_METRICS]
+    for definition in definitions:
         found = [float(m) for m in re.findall(definition["Regex"], out)]
         expected = [line[definition["Name"]] for line in lines if definition["Name"] in line]
         assert found == pytest.approx(expected), definition["Name"]
 
     model_dir = local_env / "model"
-    assert sorted(p.name for p in model_dir.iterdir()) == [
-        contract.MODEL_INFO_FILE,
-        contract.MODEL_FILE,
-    ]
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(
+        [contract.MODEL_CONFIG_FILE, contract.MODEL_INFO_FILE, contract.MODEL_FILE]
+    )
     info = json.loads((model_dir / contract.MODEL_INFO_FILE).read_text())
     assert info["metrics"]["val_acc"] == pytest.approx(lines[-1]["val_acc"])
     assert info["hyperparameters"]["epochs"] == 3
     assert info["cluster"]["world_size"] == 1
     assert info["versions"]["torch"] == torch.__version__
     assert info["global_step"] == 21 and info["effective_lr"] == 0.001
+    assert info["config"] == "digits" and info["lr_key"] == "model.init_args.lr"
+    assert info["classes"] == {
+        "model": "training.tasks.digits.module.DigitsClassifier",
+        "data": "training.tasks.digits.data.DigitsDataModule",
+    }
 
-    from training.data import NUM_CLASSES, NUM_FEATURES
-    from training.model import MLP
+    # model.pt is the LightningModule's state_dict; config.yaml rebuilds the module.
+    state = torch.load(model_dir / contract.MODEL_FILE, weights_only=True)
+    assert "net.layers.0.weight" in state and "net.input_std" in state
+    module = load_model(model_dir)
+    assert not module.training
+    assert module.net.input_std.min() > 0  # normalisation travelled with the weights
+    from training.tasks.digits.data import DigitsDataModule
 
-    net = MLP(NUM_FEATURES, NUM_CLASSES, info["network"]["hidden"])
-    net.load_state_dict(torch.load(model_dir / contract.MODEL_FILE, weights_only=True))
-    assert net.input_std.min() > 0  # normalisation travelled with the weights
+    data = DigitsDataModule(channels={}, cache_dir=local_env / "cache")
+    data.setup("fit")
+    x, y = data.val_set.tensors
+    with torch.no_grad():
+        accuracy = (module(x).argmax(dim=1) == y).float().mean().item()
+    assert accuracy == pytest.approx(info["metrics"]["val_acc"], abs=1e-6)
 
     ckpt = torch.load(local_env / "checkpoints" / contract.CHECKPOINT_FILE, weights_only=False)
     assert ckpt["global_step"] == 21
@@ -156,5 +177,9 @@ def test_script_mode_like_the_toolkit(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((tmp_path / "root/model" / contract.MODEL_INFO_FILE).read_text())
     assert info["hyperparameters"]["lr_scaling"] == "none"
-    assert info["data"]["train_rows"] == 1617
+    assert info["hyperparameters"]["epochs"] == 1 and info["hyperparameters"]["batch_size"] == 128
+    # The train channel from SM_CHANNEL_TRAIN was read: 1797 rows, 1617 after the split, so
+    # one epoch of batch 128 is 13 steps.
+    assert f"prepared 1797 training rows from {tmp_path / 'data' / 'train'}" in proc.stderr
+    assert info["global_step"] == 13
     assert metric_lines(proc.stdout)[-1]["val_acc"] > 0.9

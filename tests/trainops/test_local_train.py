@@ -25,8 +25,13 @@ def test_two_simulated_hosts_train_to_target_accuracy_and_write_one_model(tmp_pa
     assert result.exit_codes == [0, 0], result.failure
     assert result.failure is None
     names = sorted(p.relative_to(tmp_path / "two-hosts").as_posix() for p in result.model_files)
-    assert names == ["hosts/algo-1/model/model.json", "hosts/algo-1/model/model.pt"]
-    info = json.loads(result.model_files[0].read_text())
+    assert names == [
+        "hosts/algo-1/model/config.yaml",
+        "hosts/algo-1/model/model.json",
+        "hosts/algo-1/model/model.pt",
+    ]
+    (model_json,) = (p for p in result.model_files if p.name == "model.json")
+    info = json.loads(model_json.read_text())
     assert info["cluster"]["world_size"] == 2 and info["cluster"]["num_nodes"] == 2
     assert info["metrics"]["val_acc"] >= 0.95
     assert result.metrics["val_acc"] >= 0.95
