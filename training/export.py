@@ -48,12 +48,16 @@ def load_model(model_dir: Path, code_root: Path | None = None) -> Any:
     model_dir = Path(model_dir)
     if code_root is not None and str(code_root) not in sys.path:
         sys.path.insert(0, str(code_root))
-    config = yaml.safe_load((model_dir / contract.MODEL_CONFIG_FILE).read_text())
-    from training.lightning_flavour import import_class
+    from jsonargparse import ArgumentParser
 
-    section = config["model"]
-    cls = import_class("model.class_path", section["class_path"])
-    module = cls(**(section.get("init_args") or {}))
+    from training import lightning_flavour
+
+    section = yaml.safe_load((model_dir / contract.MODEL_CONFIG_FILE).read_text())["model"]
+    pl = lightning_flavour.package(lightning_flavour.detect(section["class_path"], None))
+    # jsonargparse, as the job parsed it: nested class_path/init_args are built too
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(pl.LightningModule, "model")
+    module = parser.instantiate_classes(parser.parse_object({"model": section})).model
     state = torch.load(model_dir / contract.MODEL_FILE, map_location="cpu", weights_only=True)
     module.load_state_dict(state)
     return module.eval()

@@ -217,7 +217,9 @@ def run(argv: Sequence[str]) -> int:
     runner_cb = callbacks_for(task.flavour)
     user_kwargs = dict(task.trainer_kwargs)
     user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
-    has_model_checkpoint = any(isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks)
+    has_model_checkpoint = any(
+        isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks
+    )
     user_kwargs.setdefault("enable_model_summary", cluster.is_global_zero)
     if user_kwargs.get("logger") in (None, True):
         user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
