@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     _offline()
 
-    from training.data import write_default_dataset
+    from training.tasks.digits.data import write_default_dataset
     from trainops.demo import DEMO_CONTEXT, run_demo
     from trainops.local_train import run_local_training
 

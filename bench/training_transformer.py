@@ -243,7 +243,7 @@ def compare(cfg: Config) -> dict[str, Any]:
 def report(cfg: Config) -> None:
     """Run the comparison and print it (the lines `python -m bench training` shows)."""
     if cfg.epochs < 2 or cfg.rounds < 1 or cfg.steps < 1:
-        raise SystemExit("--tf-epochs must be >= 2 (the first is warm-up), --tf-rounds >= 1")
+        raise SystemExit("need --tf-epochs >= 2 (one is warm-up), --tf-rounds/--tf-steps >= 1")
     print(
         f"training loop: transformer encoder classifier (d_model {cfg.d_model}, {cfg.layers} "
         f"layers, seq {cfg.seq_len}x{cfg.features}) on synthetic data, batch {cfg.batch}, "

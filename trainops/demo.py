@@ -62,7 +62,9 @@ def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
 def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
     """Write the built-in dataset as a channel folder and upload it under the train prefix."""
     from localaws.training_jobs import parse_s3_uri
-    from training.data import write_default_dataset  # torch + scikit-learn: only when needed
+
+    # torch + scikit-learn: only when needed
+    from training.tasks.digits.data import write_default_dataset
 
     folder = work / "dataset"
     write_default_dataset(folder)

@@ -283,9 +283,7 @@ def test_lightning_kwargs(flavour: str) -> None:
     single = cl.lightning_kwargs(cl.detect(sm_for(), {}), 600, pl)
     assert single == {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
 
-    tr = cl.lightning_kwargs(
-        cl.detect(sm_for(hosts=TWO, gpus=8), torchrun(3, 16, 3, 8, 0)), 90, pl
-    )
+    tr = cl.lightning_kwargs(cl.detect(sm_for(hosts=TWO, gpus=8), torchrun(3, 16, 3, 8, 0)), 90, pl)
     assert (tr["devices"], tr["num_nodes"]) == (8, 2)
     assert isinstance(tr["strategy"], strategies.DDPStrategy)
     assert isinstance(tr["strategy"].cluster_environment, environments.TorchElasticEnvironment)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import pytorch_lightning as pl
 
 from training import contract

@@ -158,8 +158,7 @@ def test_json_encoded_values_are_typed() -> None:
         ),
         (
             ["--epochs", "3", "--trainer.max_epochs", "4"],
-            "hyperparameters epochs=3 and trainer.max_epochs='4' set the same config key: "
-            "keep one",
+            "hyperparameters epochs=3 and trainer.max_epochs='4' set the same config key: keep one",
         ),
         (
             ["--model.init_args.opts", '{"a": 1}'],
