@@ -13,6 +13,7 @@ import re
 import tarfile
 
 import pytest
+import yaml
 
 from infra import execution_input as ei
 from infra import workflow_definition as wd
@@ -83,11 +84,15 @@ def test_scheduled_run_trains_on_two_hosts_and_notifies(stack: E2eStack) -> None
     assert result["model_artifacts"] == job["ModelArtifacts"]["S3ModelArtifacts"]
     assert result["model_artifacts"].endswith(f"/{name}/output/model.tar.gz")
     files = _read_model(stack, result["model_artifacts"])
-    assert sorted(files) == sorted([contract.MODEL_FILE, contract.MODEL_INFO_FILE])
+    assert sorted(files) == sorted(
+        [contract.MODEL_FILE, contract.MODEL_CONFIG_FILE, contract.MODEL_INFO_FILE]
+    )
     info = json.loads(files[contract.MODEL_INFO_FILE])
     assert info["cluster"]["world_size"] == 2
     assert info["cluster"]["num_nodes"] == 2
     assert info["epochs_completed"] == 4
+    # The resolved task config has the epochs shortcut applied (trainer.max_epochs).
+    assert yaml.safe_load(files[contract.MODEL_CONFIG_FILE])["trainer"]["max_epochs"] == 4
 
     # The execution output and the success notification carry the model and the metrics.
     metrics = _metrics(result)
@@ -425,7 +430,9 @@ def test_spot_interruption_restarts_the_same_job_from_its_checkpoints(stack: E2e
     resumed_at = int(log.split("at global step ")[1].split()[0])
     assert step <= resumed_at <= total
     files = _read_model(stack, job["ModelArtifacts"]["S3ModelArtifacts"])
-    assert sorted(files) == sorted([contract.MODEL_FILE, contract.MODEL_INFO_FILE])
+    assert sorted(files) == sorted(
+        [contract.MODEL_FILE, contract.MODEL_CONFIG_FILE, contract.MODEL_INFO_FILE]
+    )
     info = json.loads(files[contract.MODEL_INFO_FILE])
     assert info["resumed_from"].endswith(contract.CHECKPOINT_FILE)
     assert info["global_step"] == total

@@ -43,12 +43,3 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers((x - self.input_mean) / self.input_std)
-
-    def config(self) -> dict[str, object]:
-        """What it takes to rebuild the network (written to contract.MODEL_INFO_FILE)."""
-        return {
-            "class": "training.model.MLP",
-            "in_features": self.in_features,
-            "num_classes": self.num_classes,
-            "hidden": list(self.hidden),
-        }
