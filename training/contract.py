@@ -78,7 +78,7 @@ class Hyperparameter:
 
 # --- The task config -----------------------------------------------------------------------------
 #: Built-in tasks: `config=<name>` selects training/tasks/<name>.yaml inside the bundle.
-BUILTIN_TASKS = ("digits",)
+BUILTIN_TASKS = ("digits", "donut")
 TASKS_DIR = "training/tasks"
 #: Sections of a LightningCLI config that hyperparameters may override (`model.init_args.lr`).
 OVERRIDE_SECTIONS = ("model", "data", "trainer", "optimizer", "lr_scheduler")
