@@ -18,6 +18,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS_DIR = REPO_ROOT / "training" / "requirements"
+#: The Python of the local rehearsal (this repo's venv, the emulator's hosts). A lock for an
+#: image with another Python also carries, for each binary package, the same version's wheel
+#: for this one, so the bundle that ships installs in the rehearsal too.
+REHEARSAL_PYTHON = "3.11"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,22 @@ class ImageFamily:
     def target(self) -> str:
         """`cp311 manylinux_2_31_x86_64`: how errors name the image's Python and platform."""
         return f"{self.abi} {self.platform}"
+
+    def supported_tags(self, python: str | None = None) -> set:
+        """Wheel tags that install on this image's platform with `python` (default: its own)."""
+        from packaging import tags
+
+        python = python or self.python
+        version = tuple(int(part) for part in python.split("."))
+        abi = "cp" + python.replace(".", "")
+        supported = set(tags.cpython_tags(version, [abi], self.platform_tags))
+        return supported | set(tags.compatible_tags(version, abi, self.platform_tags))
+
+    def for_python(self, python: str) -> ImageFamily:
+        """The same platform with another Python (the local rehearsal's)."""
+        from dataclasses import replace
+
+        return replace(self, python=python)
 
     @property
     def requirements_in(self) -> Path:

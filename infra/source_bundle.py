@@ -17,7 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra import wheelhouse
-from infra.sourcedir import ARCHIVE_NAME, REPO_ROOT, build_sourcedir
+from infra.sourcedir import ARCHIVE_NAME, REPO_ROOT, build_sourcedir, requirements_dir
 
 
 class SourceBundle(Construct):
@@ -33,15 +33,22 @@ class SourceBundle(Construct):
         root: Path = REPO_ROOT,
         build_dir: Path | None = None,
         project: Path | None = None,
+        config: str = "digits",
     ) -> None:
         super().__init__(scope, construct_id)
         if build_dir is None:
             outdir = Path(cdk.Stage.of(self).outdir if cdk.Stage.of(self) else ".")
             build_dir = outdir / ".sourcedir" / image_family
         archive = Path(build_dir) / ARCHIVE_NAME
-        house = wheelhouse.build(image_family, python=python, project=project)
+        requirements = requirements_dir(project, config, root)
+        house = wheelhouse.build(image_family, python=python, project=requirements)
         self.sha256 = build_sourcedir(
-            archive, image_family=image_family, root=root, wheelhouse=house, project=project
+            archive,
+            image_family=image_family,
+            root=root,
+            wheelhouse=house,
+            project=project,
+            config=config,
         )
         self.asset = s3_assets.Asset(
             self,

@@ -42,6 +42,22 @@ MAX_PROJECT_BYTES = 64 * 1024 * 1024
 _PROJECT_SKIP_SUFFIXES = (".pyc", ".pyo", ".ckpt", ".lock")
 
 
+def requirements_dir(
+    source_dir: str | Path | None, config: str, root: Path = REPO_ROOT
+) -> Path | None:
+    """The folder whose requirements.txt joins the wheelhouse: the user project's, else a
+    built-in task's own (training/tasks/<name>/), else none (the runner's lock alone)."""
+    if (
+        source_dir is not None
+        and (Path(source_dir) / wheelhouse_mod.PROJECT_REQUIREMENTS).is_file()
+    ):
+        return Path(source_dir)
+    task = root / contract.TASKS_DIR / config
+    if config in contract.BUILTIN_TASKS and (task / wheelhouse_mod.PROJECT_REQUIREMENTS).is_file():
+        return task
+    return None
+
+
 def project_files(project: Path) -> list[tuple[str, Path]]:
     """The user project's files for the bundle root (no caches, hidden files or locks; its
     requirements.txt becomes the wheelhouse instead)."""
@@ -58,7 +74,7 @@ def project_files(project: Path) -> list[tuple[str, Path]]:
             continue
         if not path.is_file() or path.suffix in _PROJECT_SKIP_SUFFIXES:
             continue
-        if rel.as_posix() == wheelhouse_mod.PROJECT_REQUIREMENTS:
+        if rel.parent == Path(".") and rel.name.startswith("requirements") and rel.suffix == ".txt":
             continue
         total += path.stat().st_size
         out.append((rel.as_posix(), path))
@@ -77,20 +93,27 @@ def bundle_files(
     image_family: str,
     wheelhouse: Wheelhouse | None = None,
     project: Path | None = None,
+    config: str = "digits",
 ) -> list[tuple[str, Path | bytes]]:
     """(archive name, source path or bytes) for every file of the bundle, sorted by name."""
     family(image_family)  # a one-line ValueError naming the allowed families
     package = root / PACKAGE
     if not package.is_dir():
         raise FileNotFoundError(f"no {PACKAGE}/ package under {root}")
-    house = wheelhouse or wheelhouse_mod.build(image_family, project=project)
+    requirements = requirements_dir(project, config, root)
+    house = wheelhouse or wheelhouse_mod.build(image_family, project=requirements)
     entries: list[tuple[str, Path | bytes]] = [("requirements.txt", house.requirements.encode())]
     entries += [(f"{contract.WHEELHOUSE_DIR}/{name}", path) for name, path in house.wheels]
     for path in package.rglob("*"):
         rel = path.relative_to(root)
         if any(part in EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
             continue
-        if path.is_file() and path.suffix in INCLUDE_SUFFIXES and not path.name.startswith("test_"):
+        if (
+            path.is_file()
+            and path.suffix in INCLUDE_SUFFIXES
+            and not path.name.startswith("test_")
+            and not (path.name.startswith("requirements") and path.suffix == ".txt")
+        ):
             entries.append((rel.as_posix(), path))
     if project is not None:
         entries += project_files(project)
@@ -114,9 +137,12 @@ def build_sourcedir_bytes(
     image_family: str,
     wheelhouse: Wheelhouse | None = None,
     project: Path | None = None,
+    config: str = "digits",
 ) -> bytes:
     """The archive as bytes (deterministic)."""
-    files = bundle_files(root, image_family=image_family, wheelhouse=wheelhouse, project=project)
+    files = bundle_files(
+        root, image_family=image_family, wheelhouse=wheelhouse, project=project, config=config
+    )
     dirs = sorted({str(Path(name).parent.as_posix()) for name, _ in files} - {"."})
     # every parent directory too, so the toolkit recreates empty-looking packages faithfully
     for d in list(dirs):
@@ -148,10 +174,11 @@ def build_sourcedir(
     root: Path = REPO_ROOT,
     wheelhouse: Wheelhouse | None = None,
     project: Path | None = None,
+    config: str = "digits",
 ) -> str:
     """Write the archive to `out_path` (only if its bytes changed); return its sha256 hex."""
     data = build_sourcedir_bytes(
-        root, image_family=image_family, wheelhouse=wheelhouse, project=project
+        root, image_family=image_family, wheelhouse=wheelhouse, project=project, config=config
     )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ class TrainingStack(cdk.Stack):
             image_family=config.image_family,
             python=config.python_version,
             project=Path(config.source_dir) if config.source_dir else None,
+            config=config.config,
         )
         self.execution = ExecutionRole(
             self,

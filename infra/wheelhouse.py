@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging import tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from infra.image_contents import ImageFamily, family
+from infra.image_contents import REHEARSAL_PYTHON, ImageFamily, family
 from training.contract import WHEELHOUSE_DIR
 
 #: Above this the bundle is refused: every host downloads and unpacks it before training, and a
@@ -96,11 +95,21 @@ def project_lock(project: Path, fam: ImageFamily) -> Path:
     return Path(project) / f"requirements.{fam.name}.lock"
 
 
+def project_requirements(project: Path, fam: ImageFamily) -> Path | None:
+    """The project's requirements for `fam`: requirements.<family>.txt when it pins per image
+    family (pip's markers cannot: they see this machine's Python), else requirements.txt."""
+    for name in (f"requirements.{fam.name}.txt", PROJECT_REQUIREMENTS):
+        if (Path(project) / name).is_file():
+            return Path(project) / name
+    return None
+
+
 def lock_inputs(fam: ImageFamily, project: Path | None) -> dict[str, Path]:
     """The files a lock is generated from (recorded by name and sha256 in its header)."""
     inputs = {fam.requirements_in.name: fam.requirements_in}
-    if project is not None and (Path(project) / PROJECT_REQUIREMENTS).is_file():
-        inputs[PROJECT_REQUIREMENTS] = Path(project) / PROJECT_REQUIREMENTS
+    own = project_requirements(project, fam) if project is not None else None
+    if own is not None:
+        inputs[own.name] = own
     return inputs
 
 
@@ -112,11 +121,12 @@ def read_lock(fam: ImageFamily, project: Path | None = None) -> list[LockedWheel
     """The pins the bundle installs: the family's lock, or the project's when the project has a
     requirements.txt. Refuses a lock older than its inputs (one line saying what to run)."""
     inputs = lock_inputs(fam, project)
-    if PROJECT_REQUIREMENTS in inputs:
+    own = len(inputs) > 1
+    if own:
         path, where = project_lock(project, fam), str(project_lock(project, fam))
     else:
         path, where = fam.lock, f"training/requirements/{fam.lock.name}"
-    run = f"run {lock_command(project if PROJECT_REQUIREMENTS in inputs else None)} (needs PyPI)"
+    run = f"run {lock_command(project if own else None)} (needs PyPI)"
     if not path.is_file():
         raise BundleError(f"{where} is missing: {run}")
     text = path.read_text()
@@ -139,16 +149,19 @@ def read_lock(fam: ImageFamily, project: Path | None = None) -> list[LockedWheel
 
 
 def check_fits(wheels: list[LockedWheel], fam: ImageFamily, python: str) -> None:
-    """Every wheel installs on the image's Python and platform (offline, from the file names)."""
-    version = tuple(int(part) for part in python.split("."))
-    abi = "cp" + python.replace(".", "")
-    supported = set(tags.cpython_tags(version, [abi], fam.platform_tags))
-    supported |= set(tags.compatible_tags(version, abi, fam.platform_tags))
+    """Every package has a wheel that installs on the image's Python and platform (offline,
+    from the file names; a package may also carry the rehearsal Python's wheel)."""
+    supported = fam.supported_tags(python)
+    by_name: dict[str, list[LockedWheel]] = {}
     for wheel in wheels:
-        name, _, _, wheel_tags = parse_wheel_filename(wheel.filename)
+        name, _, _, _ = parse_wheel_filename(wheel.filename)
         if canonicalize_name(wheel.name) != name:
             raise BundleError(f"{wheel.pin}: file {wheel.filename} is another package")
-        if not wheel_tags & supported:
+        by_name.setdefault(name, []).append(wheel)
+    for group in by_name.values():
+        if not any(parse_wheel_filename(w.filename)[3] & supported for w in group):
+            wheel = group[0]
+            abi = "cp" + python.replace(".", "")
             raise BundleError(
                 f"{wheel.name}=={wheel.version} ({wheel.filename}) does not install on the "
                 f"image's Python {python} / {fam.platform}: pin a version with a wheel for "
@@ -157,11 +170,20 @@ def check_fits(wheels: list[LockedWheel], fam: ImageFamily, python: str) -> None
 
 
 def fetch(wheels: list[LockedWheel], fam: ImageFamily, root: Path | None = None) -> list[Path]:
-    """Each wheel's cached path; missing ones downloaded once with pip (hash-checked)."""
+    """Each wheel's cached path; missing ones downloaded once with pip (hash-checked), each for
+    the Python its tags name (the image's, or the rehearsal's)."""
     root = root or cache_dir()
     missing = [w for w in wheels if not (root / w.sha256 / w.filename).is_file()]
-    if missing:
-        _download(missing, fam, root)
+    image_tags = fam.supported_tags()
+    for target, group in (
+        (fam, [w for w in missing if parse_wheel_filename(w.filename)[3] & image_tags]),
+        (
+            fam.for_python(REHEARSAL_PYTHON),
+            [w for w in missing if not parse_wheel_filename(w.filename)[3] & image_tags],
+        ),
+    ):
+        if group:
+            _download(group, target, root)
     return [root / w.sha256 / w.filename for w in wheels]
 
 
@@ -209,9 +231,20 @@ def requirements_text(wheels: list[LockedWheel], fam: ImageFamily, source: str =
         f"# Generated at synth from {source or 'training/requirements/' + fam.lock.name}.",
         "--no-index",
         f"--find-links {WHEELHOUSE_DIR}",
-        *(w.pin for w in wheels),
+        *_pins(wheels),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _pins(wheels: list[LockedWheel]) -> list[str]:
+    """One requirement per package, with the hash of every file it may install from."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for wheel in wheels:
+        grouped.setdefault((wheel.name, wheel.version), []).append(wheel.sha256)
+    return [
+        f"{name}=={version} " + " ".join(f"--hash=sha256:{sha}" for sha in shas)
+        for (name, version), shas in grouped.items()
+    ]
 
 
 def check_size(files: list[Path], limit: int = MAX_BUNDLE_BYTES) -> None:
@@ -232,7 +265,7 @@ def build(
     against the image's Python (default: the family's)."""
     fam = family(image_family)
     wheels = read_lock(fam, project)
-    own = PROJECT_REQUIREMENTS in lock_inputs(fam, project)
+    own = len(lock_inputs(fam, project)) > 1
     source = project_lock(project, fam).name if own and project else ""
     check_fits(wheels, fam, python or fam.python)
     paths = fetch(wheels, fam)

@@ -67,7 +67,7 @@ def run_local_training(
     job_root = root / job_name
     job_root.mkdir(parents=True, exist_ok=True)
     bundle = job_root / "sourcedir.tar.gz"
-    build_sourcedir(bundle, image_family="current", project=project)
+    build_sourcedir(bundle, image_family="current", project=project, config=config)
     distributed = hosts * processes_per_host > 1
     params = script_mode_hyperparameters(
         submit_directory=str(bundle.resolve()),

@@ -4,7 +4,7 @@ TED accuracy (the Donut paper): 1 - TED(pred, gt) / TED(empty, gt), floored at 0
 document is a tree (a key is a node over its value; a list's items are siblings; a leaf's label
 is its string) and TED is Zhang-Shasha's ordered tree edit distance with Donut's costs: adding
 or removing a leaf costs its length, any other node 1; relabelling a leaf costs the character
-edit distance, a key 0 or 1. Keys are sorted first, so key order never counts.
+edit distance, a key 0 or 1. Keys are sorted first, so key order never counts, and a one-item list equals its item.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ class Node:
 
     def __init__(self, label: str, children: list[Node] | None = None, leaf: bool = False):
         self.label, self.children, self.leaf = label, children or [], leaf
+
+
+def normalize(obj: Any) -> Any:
+    """A one-item list is its item (the token sequence cannot tell them apart); keys sorted."""
+    if isinstance(obj, dict):
+        return {key: normalize(obj[key]) for key in sorted(obj)}
+    if isinstance(obj, list):
+        return normalize(obj[0]) if len(obj) == 1 else [normalize(item) for item in obj]
+    return obj
 
 
 def to_tree(obj: Any, label: str = "<root>") -> Node:
@@ -118,11 +127,11 @@ def _forest(i, j, na, la, nb, lb, dist) -> None:
 
 def ted_accuracy(pred: Any, answer: Any) -> float:
     """1 - TED(pred, answer) / TED(empty, answer), at least 0."""
-    gt = to_tree(answer)
+    gt, guess = to_tree(normalize(answer)), to_tree(normalize(pred))
     worst = tree_edit_distance(to_tree({}), gt)
     if worst == 0:
-        return 1.0 if tree_edit_distance(to_tree(pred), gt) == 0 else 0.0
-    return max(0.0, 1.0 - tree_edit_distance(to_tree(pred), gt) / worst)
+        return 1.0 if tree_edit_distance(guess, gt) == 0 else 0.0
+    return max(0.0, 1.0 - tree_edit_distance(guess, gt) / worst)
 
 
 def _fields(obj: Any, path: str = "") -> list[tuple[str, str]]:

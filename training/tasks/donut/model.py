@@ -55,6 +55,9 @@ def tiny_model(tokenizer: Any, image_size: tuple[int, int], width: int) -> Any:
         depths=[1, 1],
         num_heads=[1, 2],
         window_size=2,
+        drop_path_rate=0.0,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     decoder = MBartConfig(
         vocab_size=len(tokenizer),
@@ -66,6 +69,9 @@ def tiny_model(tokenizer: Any, image_size: tuple[int, int], width: int) -> Any:
         is_decoder=True,
         add_cross_attention=True,
         scale_embedding=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
     )
     return VisionEncoderDecoderModel(
         encoder=DonutSwinModel(encoder), decoder=MBartForCausalLM(decoder)
@@ -78,7 +84,8 @@ class DonutModule(pl.LightningModule):
     Args:
         lr: AdamW learning rate for one process (the recipe: 1e-7 x 8; the runner scales it).
         width: hidden size of the offline tiny model (ignored with a pretrained channel).
-        warmup_steps: linear learning-rate warm-up.
+        warmup_steps: linear learning-rate warm-up, then cosine decay to 0 over the run (as
+            the original Donut training).
     """
 
     def __init__(self, lr: float = 8e-7, width: int = 32, warmup_steps: int = 0) -> None:
@@ -140,13 +147,20 @@ class DonutModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
+        import math
+
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr)
-        if not self.warmup_steps:
-            return optimizer
-        warmup = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / self.warmup_steps)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(self.warmup_steps, total - 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # --- validation -------------------------------------------------------------------------
     @torch.no_grad()
