@@ -47,15 +47,16 @@ def requirements_dir(
 ) -> Path | None:
     """The folder whose requirements.txt joins the wheelhouse: the user project's, else a
     built-in task's own (training/tasks/<name>/), else none (the runner's lock alone)."""
-    if (
-        source_dir is not None
-        and (Path(source_dir) / wheelhouse_mod.PROJECT_REQUIREMENTS).is_file()
-    ):
+    if source_dir is not None and _has_requirements(Path(source_dir)):
         return Path(source_dir)
     task = root / contract.TASKS_DIR / config
-    if config in contract.BUILTIN_TASKS and (task / wheelhouse_mod.PROJECT_REQUIREMENTS).is_file():
+    if config in contract.BUILTIN_TASKS and _has_requirements(task):
         return task
     return None
+
+
+def _has_requirements(folder: Path) -> bool:
+    return any(folder.glob("requirements*.txt"))
 
 
 def project_files(project: Path) -> list[tuple[str, Path]]:
