@@ -404,6 +404,35 @@ def validate_task_config(value: Any, source_dir: str | None) -> str:
     return rel.as_posix()
 
 
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
+#: CreateTrainingJob takes at most 20 channels; train and code are the workflow's.
+MAX_EXTRA_CHANNELS = 18
+
+
+def validate_channels(value: Any) -> dict[str, str]:
+    """Extra input channels: {name: "prefix/"} in the data bucket, each FullyReplicated."""
+    if not isinstance(value, Mapping):
+        raise _fail("channels", value, 'expected an object like {"pretrained": "pretrained/"}')
+    if len(value) > MAX_EXTRA_CHANNELS:
+        raise _fail("channels", f"{len(value)} entries", f"expected at most {MAX_EXTRA_CHANNELS}")
+    out = {}
+    for name, prefix in value.items():
+        key = f"channels.{name}"
+        if not isinstance(name, str) or not _CHANNEL_NAME.fullmatch(name):
+            raise _fail("channels", name, "expected channel names of [A-Za-z0-9.-_], 1-64 chars")
+        if name in (contract.TRAIN_CHANNEL, contract.CODE_CHANNEL):
+            raise _fail(key, prefix, f"{name} is the workflow's own channel")
+        if (
+            not isinstance(prefix, str)
+            or not prefix.endswith("/")
+            or prefix.startswith("/")
+            or "//" in prefix
+        ):
+            raise _fail(key, prefix, "expected a key prefix in the data bucket like models/base/")
+        out[name] = prefix
+    return out
+
+
 def validate_metrics(value: Any) -> tuple[str, ...]:
     """Task metric names that get MetricDefinitions (the runner's own are always added)."""
     if isinstance(value, str):
@@ -593,6 +622,8 @@ class TrainingConfig:
     config: str = "digits"
     #: Metric names the task logs that get SageMaker MetricDefinitions.
     metrics: tuple[str, ...] = ()
+    #: More input channels: name -> key prefix in the data bucket (`pretrained` for Donut).
+    channels: dict[str, str] = field(default_factory=dict)
     schedule_cron: str | None = "cron(0 3 ? * SUN *)"  # None = no schedule
     schedule_timezone: str = "UTC"
     schedule_flexible_window_min: int = 0
@@ -657,7 +688,7 @@ class TrainingConfig:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TrainingConfig))
-_MAP_FIELDS = ("hyperparameters", "tags")
+_MAP_FIELDS = ("hyperparameters", "tags", "channels")
 _OPTIONAL_FIELDS = ("schedule_cron", "notification_email", "source_dir")
 
 
@@ -748,6 +779,7 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
     source_dir = out["source_dir"] = validate_source_dir(v["source_dir"])
     out["config"] = validate_task_config(v["config"], source_dir)
     out["metrics"] = validate_metrics(v["metrics"])
+    out["channels"] = validate_channels(v["channels"])
     out["schedule_cron"] = validate_schedule(v["schedule_cron"])
     out["schedule_timezone"] = validate_timezone(v["schedule_timezone"])
     out["schedule_flexible_window_min"] = _range(

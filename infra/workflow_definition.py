@@ -155,6 +155,8 @@ class WorkflowSettings:
     #: The task config (hyperparameter `config`) and the task metrics with MetricDefinitions.
     config: str = "digits"
     metrics: tuple[str, ...] = ()
+    #: Extra input channels: name -> key prefix in the data bucket.
+    channels: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     backoff_base_s: int = 300
     backoff_max_s: int = 3600
@@ -182,6 +184,7 @@ class WorkflowSettings:
             "hyperparameters",
             "config",
             "metrics",
+            "channels",
             "tags",
         )
         values = {name: getattr(config, name) for name in names}
@@ -433,6 +436,19 @@ def _training_request(s: WorkflowSettings) -> dict:
                     }
                 },
             },
+            *(
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": f"s3://{s.data_bucket_name}/{prefix}",
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+                for name, prefix in sorted(s.channels.items())
+            ),
             {
                 "ChannelName": contract.CODE_CHANNEL,
                 "DataSource": {

@@ -134,6 +134,7 @@ def _hashable(settings: wd.WorkflowSettings) -> wd.WorkflowSettings:
         settings,
         hyperparameters=_FrozenDict(settings.hyperparameters),
         tags=_FrozenDict(settings.tags),
+        channels=_FrozenDict(settings.channels),
     )
 
 
