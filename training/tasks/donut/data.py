@@ -37,8 +37,10 @@ def read_metadata(folder: Path, channel: str) -> list[tuple[Path, Any]]:
     folder = Path(folder)
     meta = folder / METADATA
     if not meta.is_file():
-        raise DataError(f"{folder}: channel {channel!r} has no {METADATA}; expected images + "
-                        f"{METADATA} rows {{\"file_name\", \"ground_truth\"}}")
+        raise DataError(
+            f"{folder}: channel {channel!r} has no {METADATA}; expected images + "
+            f'{METADATA} rows {{"file_name", "ground_truth"}}'
+        )
     from PIL import Image
 
     rows = []
@@ -86,7 +88,10 @@ def char_tokenizer() -> Any:
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     backend.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
         unk_token="<unk>",
     )
 
@@ -189,7 +194,9 @@ class DonutDataModule(pl.LightningDataModule):
                 size={"height": self.image_size[0], "width": self.image_size[1]},
                 do_align_long_axis=False,
             )
-            self.processor = DonutProcessor(image_processor=image_processor, tokenizer=char_tokenizer())
+            self.processor = DonutProcessor(
+                image_processor=image_processor, tokenizer=char_tokenizer()
+            )
         image_processor = self.processor.image_processor
         image_processor.size = {"height": self.image_size[0], "width": self.image_size[1]}
         image_processor.do_align_long_axis = False

@@ -4,7 +4,8 @@ TED accuracy (the Donut paper): 1 - TED(pred, gt) / TED(empty, gt), floored at 0
 document is a tree (a key is a node over its value; a list's items are siblings; a leaf's label
 is its string) and TED is Zhang-Shasha's ordered tree edit distance with Donut's costs: adding
 or removing a leaf costs its length, any other node 1; relabelling a leaf costs the character
-edit distance, a key 0 or 1. Keys are sorted first, so key order never counts, and a one-item list equals its item.
+edit distance, a key 0 or 1. Keys are sorted first, so key order never counts, and a one-item
+list equals its item.
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ def render(parse: dict[str, Any], size: tuple[int, int] = (240, 320)) -> Any:
         draw.text((size[0] // 20, y), line["nm"], fill="black", font=font)
         draw.text((size[0] // 2, y), line["price"], fill="black", font=font)
         y += size[1] // 7
-    draw.text((size[0] // 20, y + size[1] // 14), "TOTAL", fill="black", font=font)
-    draw.text((size[0] // 2, y + size[1] // 14), parse["total"]["total_price"], fill="black", font=font)
+    y += size[1] // 14
+    draw.text((size[0] // 20, y), "TOTAL", fill="black", font=font)
+    draw.text((size[0] // 2, y), parse["total"]["total_price"], fill="black", font=font)
     return image
 
 

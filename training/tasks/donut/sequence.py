@@ -1,6 +1,7 @@
 """JSON <-> Donut's token sequence: `<s_key>value</s_key>`, `<sep/>` between list items.
 
-    {"menu": [{"nm": "tea"}, {"nm": "cake"}]}  <->  <s_menu><s_nm>tea</s_nm><sep/><s_nm>cake</s_nm></s_menu>
+    {"menu": [{"nm": "tea"}, {"nm": "cake"}]}
+    <s_menu><s_nm>tea</s_nm><sep/><s_nm>cake</s_nm></s_menu>
 
 Keys are sorted, so one document has one sequence on every rank and in every run.
 """
@@ -72,7 +73,7 @@ def _parse(text: str) -> list[Any]:
         rest = rest[end + len(close) :]
     if current or not items:
         items.append(current)
-    return [item for item in items if item != {}] or ([] if not items else items)
+    return [item for item in items if item != {}] or items
 
 
 def _matching_close(text: str, start: int, key: str) -> int:
