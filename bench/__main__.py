@@ -15,6 +15,7 @@ BENCHMARKS = {
     "training": "bench.training_loop",
     "demo": "bench.demo",
     "wheelhouse": "bench.wheelhouse",
+    "donut": "bench.donut",
 }
 
 

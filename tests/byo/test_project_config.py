@@ -68,7 +68,7 @@ def test_config_outside_the_project(seqclf):
 
 def test_a_config_path_without_a_project():
     assert _error(config="configs/train.yaml") == (
-        "config='configs/train.yaml': expected a built-in task (digits), or set "
+        "config='configs/train.yaml': expected a built-in task (digits, donut), or set "
         "training.source_dir to the project holding this file"
     )
 

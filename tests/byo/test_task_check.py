@@ -130,8 +130,8 @@ def test_config_file_missing_from_the_source_dir(seqclf):
     message = _error(seqclf, config="seqclf/configs/tune.yaml")
     assert message == (
         f"hyperparameter config='seqclf/configs/tune.yaml': no such file "
-        f"{seqclf / 'seqclf/configs/tune.yaml'}; expected a built-in task (digits) or a YAML "
-        "file inside the source dir"
+        f"{seqclf / 'seqclf/configs/tune.yaml'}; expected a built-in task (digits, donut) or a "
+        "YAML file inside the source dir"
     )
 
 

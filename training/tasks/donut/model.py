@@ -100,9 +100,12 @@ class DonutModule(pl.LightningModule):
 
     # --- model ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if self.model is not None:
-            return
-        data = self.trainer.datamodule
+        if self.model is None:
+            self.build(self.trainer.datamodule)
+
+    def build(self, data: Any) -> None:
+        """The model for `data` (a set-up DonutDataModule): pretrained or tiny, token embeddings
+        grown to the tokenizer, generation ids set."""
         self.processor = data.processor
         tokenizer = self.processor.tokenizer
         if data.pretrained is not None:
