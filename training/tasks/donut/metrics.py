@@ -143,12 +143,21 @@ def _fields(obj: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, str(obj))]
 
 
-def field_f1(preds: list[Any], answers: list[Any]) -> float:
-    """Micro F1 over (key path, value) pairs of every document."""
+def field_counts(preds: list[Any], answers: list[Any]) -> tuple[int, int, int]:
+    """(matching, predicted, expected) (key path, value) pairs: sums across ranks add up."""
     hits = total_pred = total_gt = 0
     for pred, answer in zip(preds, answers, strict=True):
-        p, g = Counter(_fields(pred)), Counter(_fields(answer))
+        p, g = Counter(_fields(normalize(pred))), Counter(_fields(normalize(answer)))
         hits += sum((p & g).values())
         total_pred += sum(p.values())
         total_gt += sum(g.values())
-    return 2 * hits / (total_pred + total_gt) if total_pred + total_gt else 1.0
+    return hits, total_pred, total_gt
+
+
+def f1_of(hits: float, predicted: float, expected: float) -> float:
+    return 2 * hits / (predicted + expected) if predicted + expected else 1.0
+
+
+def field_f1(preds: list[Any], answers: list[Any]) -> float:
+    """Micro F1 over (key path, value) pairs of every document."""
+    return f1_of(*field_counts(preds, answers))

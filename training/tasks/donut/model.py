@@ -97,6 +97,7 @@ class DonutModule(pl.LightningModule):
         self._preds: list[Any] = []
         self._answers: list[Any] = []
         self._distances: list[float] = []
+        self._loss_sum = 0.0
 
     # --- model ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -204,22 +205,31 @@ class DonutModule(pl.LightningModule):
             )
         self._preds += preds
         self._answers += batch["parses"]
-        self.log("val_loss", self.loss(batch), batch_size=len(preds), sync_dist=True)
+        self._loss_sum += float(self.loss(batch)) * len(preds)
 
     def on_validation_epoch_end(self) -> None:
         count = max(1, len(self._distances))
         ted = sum(map(metrics.ted_accuracy, self._preds, self._answers)) / count
+        # One all_reduce(SUM) for every sum: smddp rejects the AVG that sync_dist=True sends.
+        fields = metrics.field_counts(self._preds, self._answers)
         local = torch.tensor(
-            [sum(self._distances), ted * count, float(len(self._distances))],
+            [
+                sum(self._distances),
+                ted * count,
+                float(len(self._distances)),
+                self._loss_sum,
+                *fields,
+            ],
             dtype=torch.float64,
             device=self.device,
         )
         totals = self.trainer.strategy.reduce(local, reduce_op="sum")
         n = max(1.0, float(totals[2]))
+        self.log("val_loss", float(totals[3]) / n, rank_zero_only=True)
         self.log("val_edit_distance", float(totals[0]) / n, rank_zero_only=True)
         self.log("val_ted_accuracy", float(totals[1]) / n, rank_zero_only=True)
-        self.log("val_f1", metrics.field_f1(self._preds, self._answers), rank_zero_only=True)
-        self._preds, self._answers, self._distances = [], [], []
+        self.log("val_f1", metrics.f1_of(*(float(x) for x in totals[4:7])), rank_zero_only=True)
+        self._preds, self._answers, self._distances, self._loss_sum = [], [], [], 0.0
 
     # --- export -----------------------------------------------------------------------------
     def export(self, model_dir: Path) -> None:
