@@ -24,11 +24,11 @@ OVERFIT = {
     "data.init_args.synthetic_samples": "8",
     "data.init_args.val_fraction": "0",
     "batch_size": "8",
-    "epochs": "500",
+    "epochs": "600",
     "lr": "3e-3",
     "model.init_args.width": "64",
     "model.init_args.warmup_steps": "30",
-    "trainer.check_val_every_n_epoch": "250",
+    "trainer.check_val_every_n_epoch": "300",
 }
 
 
