@@ -249,7 +249,17 @@ def run(argv: Sequence[str]) -> int:
         timeout_s=hp.dist_timeout_s,
     )
     module, datamodule = task.model, task.datamodule
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    except RuntimeError as err:
+        if resume is None or "loading state_dict" not in str(err):
+            raise
+        first = _one_line(err).split("size mismatch for ", 1)[-1].split(". ")[0][:160]
+        raise ConfigError(
+            f"{resume} was written by another model ({first}): delete the checkpoints in "
+            f"{sm.checkpoint_dir} (or give the job a new checkpoint location) to train this "
+            "model from scratch"
+        ) from None
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     final = {contract.metric_name(k): float(v) for k, v in (results[0] if results else {}).items()}
 
