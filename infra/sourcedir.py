@@ -55,8 +55,13 @@ def requirements_dir(
     return None
 
 
+def _is_requirements(path: Path) -> bool:
+    """requirements.txt / requirements.<family>.txt: they become the wheelhouse, not files."""
+    return path.name.startswith("requirements") and path.suffix == ".txt"
+
+
 def _has_requirements(folder: Path) -> bool:
-    return any(folder.glob("requirements*.txt"))
+    return any(_is_requirements(p) for p in folder.iterdir()) if folder.is_dir() else False
 
 
 def project_files(project: Path) -> list[tuple[str, Path]]:
@@ -75,7 +80,7 @@ def project_files(project: Path) -> list[tuple[str, Path]]:
             continue
         if not path.is_file() or path.suffix in _PROJECT_SKIP_SUFFIXES:
             continue
-        if rel.parent == Path(".") and rel.name.startswith("requirements") and rel.suffix == ".txt":
+        if rel.parent == Path(".") and _is_requirements(rel):
             continue
         total += path.stat().st_size
         out.append((rel.as_posix(), path))
@@ -113,7 +118,7 @@ def bundle_files(
             path.is_file()
             and path.suffix in INCLUDE_SUFFIXES
             and not path.name.startswith("test_")
-            and not (path.name.startswith("requirements") and path.suffix == ".txt")
+            and not _is_requirements(path)
         ):
             entries.append((rel.as_posix(), path))
     if project is not None:

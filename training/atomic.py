@@ -7,26 +7,36 @@ fsynced and os.replace()d over the target.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then os.replace: readers see all or nothing."""
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temp file beside `target`: fsynced and os.replace()d over it when
+    the block ends, removed if the block raises. Readers see the old file or the new one."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write `data` through atomic_file."""
+    with atomic_file(target) as handle:
+        handle.write(data)
 
 
 def remove_stale_temps(folder: Path, names: Sequence[str]) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from training import contract
+from training.atomic import atomic_file
 from training.sm_env import ConfigError
 
 log = logging.getLogger("training")
@@ -41,16 +41,8 @@ def atomic_checkpoint_io(pl: Any) -> Any:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.name == contract.CHECKPOINT_FILE:
                 rotate_checkpoint(target)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    torch.save(checkpoint, handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(target) as handle:  # streamed: no second copy in memory
+                torch.save(checkpoint, handle)
             return None
 
     return AtomicCheckpointIO()

@@ -60,28 +60,24 @@ def _flavour_of(cls: type, base: str) -> str | None:
 
 def detect(model_path: object, data_path: object | None) -> str:
     """The flavour both classes derive from; one-line ConfigError otherwise."""
-    model_cls = import_class("model.class_path", model_path)
-    flavour = _flavour_of(model_cls, "LightningModule")
-    if flavour is None:
+    found: dict[str, str] = {}
+    for key, path, base in (
+        ("model.class_path", model_path, "LightningModule"),
+        ("data.class_path", data_path, "LightningDataModule"),
+    ):
+        if path is None:
+            continue
+        flavour = _flavour_of(import_class(key, path), base)
+        if flavour is None:
+            raise ConfigError(f"{key}={path!r} is not a {base} (from {' or '.join(FLAVOURS)})")
+        found[key] = flavour
+    model, data = found["model.class_path"], found.get("data.class_path")
+    if data is not None and data != model:
         raise ConfigError(
-            f"model.class_path={model_path!r} is not a LightningModule (from "
-            f"{' or '.join(FLAVOURS)})"
+            f"data.class_path={data_path!r} derives from {data} but "
+            f"model.class_path={model_path!r} from {model}: use one Lightning package for both"
         )
-    if data_path is not None:
-        data_cls = import_class("data.class_path", data_path)
-        data_flavour = _flavour_of(data_cls, "LightningDataModule")
-        if data_flavour is None:
-            raise ConfigError(
-                f"data.class_path={data_path!r} is not a LightningDataModule (from "
-                f"{' or '.join(FLAVOURS)})"
-            )
-        if data_flavour != flavour:
-            raise ConfigError(
-                f"data.class_path={data_path!r} derives from {data_flavour} but "
-                f"model.class_path={model_path!r} from {flavour}: use one Lightning package "
-                "for both"
-            )
-    return flavour
+    return model
 
 
 def package(flavour: str) -> ModuleType:

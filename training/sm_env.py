@@ -53,23 +53,11 @@ class Hyperparameters:
         merged: dict[str, str | None] = {k: s.default for k, s in contract.HYPERPARAMETERS.items()}
         overrides: dict[str, str] = {}
         for name, raw in values.items():
-            try:
-                typed = contract.parse_hyperparameter(name, raw)
-            except contract.HyperparameterError as err:
-                raise ConfigError(str(err)) from None
             if contract.is_override_key(name):
-                overrides[name] = str(typed)
+                overrides[name] = str(_parsed(name, raw))
             else:
-                merged[name] = raw
-        typed_values: dict[str, object] = {}
-        for name, raw in merged.items():
-            if raw is None:
-                typed_values[name] = None
-                continue
-            try:
-                typed_values[name] = contract.parse_hyperparameter(name, raw)
-            except contract.HyperparameterError as err:
-                raise ConfigError(str(err)) from None
+                merged[name] = raw  # an unknown key fails in _parsed below
+        typed_values = {n: None if raw is None else _parsed(n, raw) for n, raw in merged.items()}
         out = cls(**typed_values, overrides=MappingProxyType(overrides))  # type: ignore[arg-type]
         out.config_overrides()  # a shortcut and its target both given: fail now
         return out
@@ -97,6 +85,13 @@ class Hyperparameters:
         out = {k: v for k, v in out.items() if v is not None}
         out.update(self.overrides)
         return out
+
+
+def _parsed(name: str, raw: str) -> int | float | str:
+    try:
+        return contract.parse_hyperparameter(name, raw)
+    except contract.HyperparameterError as err:
+        raise ConfigError(str(err)) from None
 
 
 def decode_value(raw: str) -> str:

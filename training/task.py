@@ -278,9 +278,7 @@ def parse(
             _class_path(config, overrides, "model"), _class_path(config, overrides, "data")
         )
         pl = lightning_flavour.package(flavour)
-        import importlib
-
-        importlib.import_module(f"{flavour}.cli")
+        lightning_flavour.submodule(pl, "cli")  # pl.cli is not imported by `import pl`
         notes = check_override_keys(config, overrides, pl)
         task = Task(config_path, flavour, "", None, None, notes)
 

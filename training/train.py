@@ -220,7 +220,6 @@ def run(argv: Sequence[str]) -> int:
     has_model_checkpoint = any(
         isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks
     )
-    user_kwargs.setdefault("enable_model_summary", cluster.is_global_zero)
     if user_kwargs.get("logger") in (None, True):
         user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
             save_dir=str(sm.output_data_dir), name="lightning_logs"
