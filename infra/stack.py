@@ -129,6 +129,8 @@ class TrainingStack(cdk.Stack):
                 },
                 sort_keys=True,
             ),
+            # Everything a job request needs: trainops.sdk builds the notebook's job from it.
+            outputs.JOB_SETTINGS: json.dumps(self.workflow.settings.to_json(), sort_keys=True),
         }
         if self.schedule is not None:
             out["ScheduleName"] = self.schedule.schedule.schedule_name

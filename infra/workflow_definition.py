@@ -24,13 +24,23 @@ Flow (JSONPath, every intrinsic used here also runs in moto 5.2.5):
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from infra import execution_input as ei
-from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
+from infra.config import CHECKPOINT_PREFIX
+from infra.job_request import (
+    LOCAL_NVME_INSTANCE_PATTERNS,
+    framework_hyperparameters,
+    training_request,
+)
+from infra.workflow_settings import (  # noqa: F401 (re-exported: the definition's vocabulary)
+    JOB_NAME_MAX,
+    RUN_ID_LENGTH,
+    WorkflowSettings,
+    job_name,
+    max_prefix_length,
+    run_id,
+)
 from training import contract
 
 # --- Resources ---------------------------------------------------------------------------------
@@ -57,172 +67,20 @@ RETRYABLE_CAUSE_PATTERNS = (
     "*ThrottlingException*",
     "*Rate exceeded*",
 )
-#: Instance families with local NVMe instance storage: SageMaker rejects VolumeKmsKeyId there
-#: (the local volumes are encrypted by the instance's hardware module).
-LOCAL_NVME_INSTANCE_PATTERNS = (
-    "ml.p3dn.*",
-    "ml.p4d.*",
-    "ml.p4de.*",
-    "ml.p5.*",
-    "ml.p5e.*",
-    "ml.p5en.*",
-    "ml.p6-*",
-    "ml.p6e-*",
-    "ml.g4dn.*",
-    "ml.g5.*",
-    "ml.g6.*",
-    "ml.g6e.*",
-    "ml.g7.*",
-    "ml.g7e.*",
-    "ml.trn1.*",
-    "ml.trn1n.*",
-    "ml.trn2.*",
-    "ml.r5d.*",
-    "ml.m5d.*",
-    "ml.c5d.*",
-)
 
 # --- Job names ---------------------------------------------------------------------------------
-JOB_NAME_MAX = 63
-RUN_ID_LENGTH = 32  # MD5 hex
 #: States.Hash of the execution ARN: stable across the attempts of one execution (so checkpoints
-#: resume), unique per execution, and computable from the ARN (`run_id()` below).
+#: resume), unique per execution, and computable from the ARN (`workflow_settings.run_id`).
 RUN_ID_EXPRESSION = "States.Hash($$.Execution.Id, 'MD5')"
 
-# --- Container ---------------------------------------------------------------------------------
-#: Kept minimal. PYTHONUNBUFFERED: metric lines reach CloudWatch (and the MetricDefinitions
-#: regexes) as they are printed, not when a buffer fills. NCCL_DEBUG=WARN: NCCL init/transport
-#: failures (the usual multi-node error) are logged with a reason instead of a bare timeout.
-CONTAINER_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "NCCL_DEBUG": "WARN"}
-CONTAINER_LOG_LEVEL = "20"  # logging.INFO for the sagemaker-training toolkit
-#: SageMaker's own retries of a job that failed with an internal error (same job, resumes from
-#: CheckpointConfig); capacity failures are retried by the state machine with a new name.
-SAGEMAKER_RETRY_ATTEMPTS = 2
+# --- State machine timing ---------------------------------------------------------------------
 #: Step Functions gives up on a .sync task this long after SageMaker's own limit should have hit.
 TASK_TIMEOUT_MARGIN_S = 2 * 3600
-
-
-def run_id(execution_arn: str) -> str:
-    """What RUN_ID_EXPRESSION computes: lowercase MD5 hex of the execution ARN."""
-    return hashlib.md5(execution_arn.encode("utf-8")).hexdigest()
-
-
-def job_name(prefix: str, execution_arn: str, attempt: int) -> str:
-    """What MintJobName computes: `<prefix>-<md5(execution ARN)>-<attempt>`."""
-    return f"{prefix}-{run_id(execution_arn)}-{attempt}"
-
-
-def max_prefix_length(max_capacity_retries: int) -> int:
-    return JOB_NAME_MAX - 1 - RUN_ID_LENGTH - 1 - len(str(max(0, max_capacity_retries)))
 
 
 def backoff_table(retries: int, base_s: int, max_s: int) -> list[int]:
     """Wait before attempt i+1: base * 2**i, capped; one entry per allowed retry."""
     return [min(base_s * 2**i, max_s) for i in range(max(1, retries))]
-
-
-@dataclass(frozen=True)
-class WorkflowSettings:
-    """Everything the definition needs. String fields may be CDK tokens (rendered later)."""
-
-    region: str
-    role_arn: str
-    image_uri: str
-    code_s3_uri: str
-    topic_arn: str
-    data_bucket_name: str
-    artifacts_bucket_name: str
-    kms_key_arn: str
-    security_group_ids: tuple[str, ...]
-    subnet_ids: tuple[str, ...]
-    job_name_prefix: str = "lightning"
-    instance_type: str = "ml.p4d.24xlarge"
-    instance_count: int = 2
-    spot: bool = False
-    backend: str = "smddp"
-    input_mode: str = "FastFile"
-    volume_size_gb: int = 100
-    max_runtime_s: int = 86400
-    max_wait_s: int = 0
-    checkpointing: bool = True
-    keep_alive_s: int = 0
-    encrypt_inter_container_traffic: bool = False
-    network_isolation: bool = True
-    #: Name of the bundle object inside the code channel (the asset key's last part).
-    code_file_name: str = "sourcedir.tar.gz"
-    max_capacity_retries: int = 3
-    hyperparameters: Mapping[str, str] = field(default_factory=dict)
-    #: The task config (hyperparameter `config`) and the task metrics with MetricDefinitions.
-    config: str = "digits"
-    metrics: tuple[str, ...] = ()
-    #: Extra input channels: name -> key prefix in the data bucket.
-    channels: Mapping[str, str] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
-    backoff_base_s: int = 300
-    backoff_max_s: int = 3600
-    #: "sync" for AWS; "request-response" only for tests in moto (no .sync there).
-    integration: Literal["sync", "request-response"] = "sync"
-
-    @classmethod
-    def from_config(cls, config: Any, **resources: Any) -> WorkflowSettings:
-        """Settings from a TrainingConfig plus the resource identifiers (tokens allowed)."""
-        names = (
-            "job_name_prefix",
-            "instance_type",
-            "instance_count",
-            "spot",
-            "backend",
-            "input_mode",
-            "volume_size_gb",
-            "max_runtime_s",
-            "max_wait_s",
-            "checkpointing",
-            "keep_alive_s",
-            "encrypt_inter_container_traffic",
-            "network_isolation",
-            "max_capacity_retries",
-            "hyperparameters",
-            "config",
-            "metrics",
-            "channels",
-            "tags",
-        )
-        values = {name: getattr(config, name) for name in names}
-        return cls(**values, **resources)
-
-    @property
-    def default_hyperparameters(self) -> dict[str, str]:
-        """The runner's defaults and the task config, then the configured ones on top."""
-        merged = {**contract.runner_defaults(), "config": self.config}
-        merged.update({str(k): str(v) for k, v in self.hyperparameters.items()})
-        return merged
-
-    @property
-    def spot_max_wait_s(self) -> int:
-        """MaxWaitTimeInSeconds for a spot run: the configured one, else twice the runtime."""
-        if self.max_wait_s > self.max_runtime_s:
-            return self.max_wait_s
-        return 2 * self.max_runtime_s
-
-    def check(self) -> None:
-        """Synth-time checks of what the definition itself depends on."""
-        limit = max_prefix_length(self.max_capacity_retries)
-        prefix = self.job_name_prefix
-        if not prefix or len(prefix) > limit or not all(c.isalnum() or c == "-" for c in prefix):
-            raise ValueError(
-                f"job_name_prefix {prefix!r} must be 1-{limit} characters of [a-zA-Z0-9-] "
-                f"(job names are <prefix>-<32-char run id>-<attempt>, at most {JOB_NAME_MAX})"
-            )
-        if not prefix[0].isalnum() or not prefix[-1].isalnum() or not prefix.isascii():
-            raise ValueError(f"job_name_prefix {prefix!r} must start and end with [a-zA-Z0-9]")
-        if self.backend not in contract.BACKENDS:
-            raise ValueError(f"backend {self.backend!r} must be one of {contract.BACKENDS}")
-        if self.max_capacity_retries < 0:
-            raise ValueError("max_capacity_retries must be >= 0")
-        if not self.code_s3_uri.startswith("s3://") and "${Token" not in self.code_s3_uri:
-            raise ValueError(f"code_s3_uri must be an s3:// URI, got {self.code_s3_uri!r}")
-        if len(self.default_hyperparameters) > ei.MAX_USER_HYPERPARAMETERS:
-            raise ValueError(f"at most {ei.MAX_USER_HYPERPARAMETERS} default hyperparameters")
 
 
 # --- Small ASL helpers -------------------------------------------------------------------------
@@ -391,120 +249,6 @@ def _merged_checks(s: WorkflowSettings) -> tuple[dict, dict]:
         "Default": "CheckHyperparameterValues",
     }
     return check, {_reject(name): _fail(cause) for name, _, cause in rules}
-
-
-def _framework_hyperparameters(s: WorkflowSettings, name_expr: str) -> dict:
-    """Script-mode keys of the sagemaker-training toolkit (all strings)."""
-    hps: dict[str, Any] = {
-        "sagemaker_program": contract.ENTRY_POINT,
-        # The bundle arrives as the `code` channel (SageMaker downloads it, so the container
-        # needs no network); the toolkit unpacks a local tar.gz path like an s3:// one.
-        "sagemaker_submit_directory": (
-            f"{contract.CHANNEL_ROOT}/{contract.CODE_CHANNEL}/{s.code_file_name}"
-        ),
-        "sagemaker_region": s.region,
-        "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
-        "sagemaker_job_name.$": name_expr,
-        "sagemaker_instance_type.$": "$.run.instance_type",
-    }
-    # One instance with several GPUs still needs the launcher (torchrun/mpirun) for one
-    # process per GPU: the flag depends on the backend only, never on the instance count.
-    if s.backend != "none":
-        hps[contract.LAUNCHER_FLAGS[s.backend]] = "true"
-    return hps
-
-
-def _training_request(s: WorkflowSettings) -> dict:
-    request: dict[str, Any] = {
-        "TrainingJobName.$": "$.job.name",
-        "RoleArn": s.role_arn,
-        "AlgorithmSpecification": {
-            "TrainingImage": s.image_uri,
-            "TrainingInputMode": s.input_mode,
-            "MetricDefinitions": contract.metric_definitions(s.metrics),
-        },
-        "HyperParameters.$": "$.job.hyperparameters",
-        "InputDataConfig": [
-            {
-                "ChannelName": contract.TRAIN_CHANNEL,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri.$": "$.run.train_s3_uri",
-                        # Nodes share no filesystem: every node gets the whole channel.
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            },
-            *(
-                {
-                    "ChannelName": name,
-                    "DataSource": {
-                        "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri": f"s3://{s.data_bucket_name}/{prefix}",
-                            "S3DataDistributionType": "FullyReplicated",
-                        }
-                    },
-                }
-                for name, prefix in sorted(s.channels.items())
-            ),
-            {
-                "ChannelName": contract.CODE_CHANNEL,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": s.code_s3_uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                # A plain file on local disk, whatever the data channels use.
-                "InputMode": "File",
-            },
-        ],
-        "OutputDataConfig": {
-            "S3OutputPath": f"s3://{s.artifacts_bucket_name}/{OUTPUT_PREFIX}",
-            "KmsKeyId": s.kms_key_arn,
-        },
-        "ResourceConfig.$": "$.resources.config",
-        "VpcConfig": {
-            "SecurityGroupIds": list(s.security_group_ids),
-            "Subnets": list(s.subnet_ids),
-        },
-        "StoppingCondition.$": "$.capacity.stopping",
-        "EnableManagedSpotTraining.$": "$.run.spot",
-        "RetryStrategy": {"MaximumRetryAttempts": SAGEMAKER_RETRY_ATTEMPTS},
-        "Environment": {
-            **CONTAINER_ENVIRONMENT,
-            # Traceability: the execution ARN may hold characters tag values reject; the
-            # environment accepts any string and DescribeTrainingJob returns it.
-            "TRAINOPS_EXECUTION_ARN.$": "$$.Execution.Id",
-            "TRAINOPS_TRIGGER.$": "$.run.trigger",
-            # torchrun's rendezvous waits 600 s for missing nodes unless told otherwise: bound
-            # it by the same timeout as the script's collectives, so an unreachable peer (the
-            # security-group trap) fails the job in minutes instead of hanging.
-            f"{contract.RDZV_CONF_ENV}.$": (
-                "States.Format('timeout={}', $.job.hyperparameters.dist_timeout_s)"
-            ),
-        },
-        "EnableInterContainerTrafficEncryption": bool(s.encrypt_inter_container_traffic),
-        # On by default: the code is a channel and its requirements install from the bundle's
-        # wheels, so nothing in the container needs a network path beyond its peers; channel
-        # downloads, checkpoint sync, logs and the model upload are done by SageMaker.
-        "EnableNetworkIsolation": bool(s.network_isolation),
-        "Tags": [
-            {"Key": "trainops:run-id", "Value.$": "$.run_id"},
-            {"Key": "trainops:trigger", "Value.$": "$.run.trigger"},
-            {"Key": "trainops:attempt", "Value.$": "States.Format('{}', $.retry.attempt)"},
-            *({"Key": str(k), "Value": str(v)} for k, v in sorted(s.tags.items())),
-        ],
-    }
-    if s.checkpointing:
-        request["CheckpointConfig"] = {
-            "S3Uri.$": "$.checkpoint_s3_uri",
-            "LocalPath": contract.CHECKPOINT_DIR,
-        }
-    return request
 
 
 def build_definition(s: WorkflowSettings) -> dict:
@@ -715,7 +459,9 @@ def build_definition(s: WorkflowSettings) -> dict:
             "Comment": "A fresh name per attempt: <prefix>-<run id>-<attempt>.",
             "Parameters": {
                 "name.$": name_expr,
-                "framework": _framework_hyperparameters(s, name_expr),
+                "framework": framework_hyperparameters(
+                    s, name_expr, "$.run.instance_type", state=True
+                ),
             },
             "ResultPath": "$.job",
             "Next": "BuildJobHyperparameters",
@@ -733,7 +479,7 @@ def build_definition(s: WorkflowSettings) -> dict:
         "TrainModel": {
             "Type": "Task",
             "Resource": CREATE_TRAINING_JOB_SYNC if sync else CREATE_TRAINING_JOB,
-            "Parameters": _training_request(s),
+            "Parameters": training_request(s),
             "TimeoutSeconds": max(s.max_runtime_s, s.spot_max_wait_s) + TASK_TIMEOUT_MARGIN_S,
             "ResultPath": "$.training",
             "Retry": [
