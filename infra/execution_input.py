@@ -26,7 +26,8 @@ from typing import Any
 from infra import config as _config
 from training import contract
 
-TRIGGERS = ("schedule", "operator")
+#: Who started a run: the retraining schedule, `trainops start`, or a notebook (trainops.sdk).
+TRIGGERS = ("schedule", "operator", "sdk")
 DEFAULT_TRIGGER = "operator"
 INPUT_KEYS = (
     "hyperparameters",

@@ -419,7 +419,15 @@ def _group_alive(process: subprocess.Popen[bytes] | None) -> bool:
 
 
 def _host_path(value: str, base_dir: Path) -> str:
-    """A hyperparameter naming a path under /opt/ml, as this host's folder."""
+    """A hyperparameter naming a path under /opt/ml, as this host's folder; also when it is
+    JSON-encoded (SDK 2.x sends `"\"/opt/ml/..."`; the toolkit json-decodes every value)."""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, str) and decoded != value:
+        mapped = _host_path(decoded, base_dir)
+        return value if mapped == decoded else json.dumps(mapped)
     if value == SAGEMAKER_ROOT or value.startswith(SAGEMAKER_ROOT + "/"):
         return str(base_dir) + value[len(SAGEMAKER_ROOT) :]
     return value

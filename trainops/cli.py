@@ -7,10 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from trainops import commands, demo, local_train
+from trainops import commands, demo, emulator, local_train
 
 #: Modules that contribute a subcommand: each has `register(subparsers)`.
-COMMANDS = (demo, commands, local_train)
+COMMANDS = (demo, emulator, commands, local_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,11 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trainops import progress, runs
-from trainops.aws import Aws, stack_outputs
+from trainops.aws import Aws, StackOutputs, stack_outputs
 
 REPO = Path(__file__).resolve().parent.parent
 #: What this machine can run: CPU instances, torchrun over gloo, File input.
@@ -77,6 +79,30 @@ def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
     return keys
 
 
+def deploy_with_data(
+    emulator: Any,
+    assembly: Path,
+    stack_name: str,
+    work: Path,
+    echo: Callable[[str], None] = print,
+    lap: Callable[[str], None] = lambda _: None,
+    step: str = "",
+) -> tuple[Aws, StackOutputs]:
+    """Deploy the assembly to the running emulator and upload the default dataset."""
+    from localaws.deploy import deploy
+
+    deployed = deploy(emulator, assembly, stack_name)
+    if deployed.skipped_types:
+        echo(f"    (not emulated, checked in the template: {', '.join(deployed.skipped_types)})")
+    lap("deploy")
+    aws = Aws(region=emulator.region, endpoint_url=emulator.endpoint_url)
+    outputs = stack_outputs(aws, stack_name)
+    echo(f"{step}uploading the default dataset to {outputs.train_data_uri}")
+    upload_default_dataset(aws, outputs.train_data_uri, work)
+    lap("upload")
+    return aws, outputs
+
+
 def run_demo(
     *,
     work: Path,
@@ -89,7 +115,6 @@ def run_demo(
     # The emulator (moto) and aws_cdk (via infra.schedule) take seconds to load and print a
     # Node banner: only the demo pays for them, not `trainops list`.
     from infra.schedule import SCHEDULED_INPUT
-    from localaws.deploy import deploy
     from localaws.server import EmbeddedAws
 
     timings: dict[str, float] = {}
@@ -107,17 +132,9 @@ def run_demo(
     log = (lambda line: echo(f"    {line}")) if verbose else None
     with EmbeddedAws(work / "aws", echo=log) as emulator:
         echo(f"2/5 deploying {stack_name} to the embedded AWS at {emulator.endpoint_url}")
-        deployed = deploy(emulator, assembly, stack_name)
-        if deployed.skipped_types:
-            echo(
-                f"    (not emulated, checked in the template: {', '.join(deployed.skipped_types)})"
-            )
-        lap("deploy")
-        aws = Aws(region=emulator.region, endpoint_url=emulator.endpoint_url)
-        outputs = stack_outputs(aws, stack_name)
-        echo(f"3/5 uploading the default dataset to {outputs.train_data_uri}")
-        upload_default_dataset(aws, outputs.train_data_uri, work)
-        lap("upload")
+        aws, outputs = deploy_with_data(
+            emulator, assembly, stack_name, work, echo, lap, step="3/5 "
+        )
         execution_input = {**SCHEDULED_INPUT, **(extra_input or {})}
         echo(f"4/5 starting an execution with the scheduled input {execution_input}")
         arn = runs.start_run(aws, outputs.state_machine_arn, execution_input)

@@ -1,0 +1,108 @@
+"""`trainops emulator`: the embedded AWS as a server, with the stack deployed and data uploaded.
+
+Synthesizes the demo's CPU configuration, starts the emulator on 127.0.0.1, deploys the stack,
+uploads the default dataset, prints the endpoint URL, the stack outputs and a line `ready`, and
+serves until interrupted. Any client can then be pointed at it: `trainops.sdk.Stack(
+endpoint_url=URL)` in a notebook, `aws --endpoint-url URL ...`, boto3, `trainops start
+--endpoint-url URL`. Training jobs from every client run on the local executor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from trainops.demo import DEMO_CONTEXT, deploy_with_data, synth
+
+
+def serve(
+    *, work: Path, port: int, stack_name: str, as_json: bool, verbose: bool, context: dict[str, str]
+) -> int:
+    from localaws.server import EmbeddedAws
+
+    def note(line: str) -> None:  # progress goes to stderr: stdout is for the URL and outputs
+        print(line, file=sys.stderr, flush=True)
+
+    note("synthesizing the CDK app (CPU demo configuration)")
+    assembly = synth(work / "cdk.out", {**DEMO_CONTEXT, **context}, stack_name)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log = note if verbose else None
+    with EmbeddedAws(work / "aws", port=port, echo=log) as emulator:
+        note(f"deploying {stack_name} to {emulator.endpoint_url}")
+        _, outputs = deploy_with_data(emulator, assembly, stack_name, work, note)
+        if as_json:
+            summary = {
+                "endpoint_url": emulator.endpoint_url,
+                "region": emulator.region,
+                "stack_name": stack_name,
+                "outputs": outputs.values,
+            }
+            print(json.dumps(summary, sort_keys=True), flush=True)
+        else:
+            print(f"endpoint: {emulator.endpoint_url}  (region {emulator.region})")
+            for key, value in sorted(outputs.values.items()):
+                shown = value if len(value) < 200 else f"<{len(value)} chars of JSON>"
+                print(f"  {key} = {shown}")
+            print(
+                f"use it: Stack({stack_name!r}, endpoint_url={emulator.endpoint_url!r}) "
+                f"or --endpoint-url {emulator.endpoint_url}"
+            )
+        print("ready", flush=True)
+        stop.wait()
+        note("stopping: running jobs are stopped, the emulator shuts down")
+    return 0
+
+
+def _handle(args: argparse.Namespace) -> int:
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-emulator-"))
+    if args.work and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    context = {}
+    for item in args.context:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"error: -c {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return 2
+        context[key] = value
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port {args.port}: expected 0 (any free port) to 65535", file=sys.stderr)
+        return 2
+    return serve(
+        work=work,
+        port=args.port,
+        stack_name=args.stack_name,
+        as_json=args.json,
+        verbose=args.verbose,
+        context=context,
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "emulator",
+        help="serve the embedded AWS with the stack deployed, for any client (notebook, CLI)",
+        description=__doc__,
+    )
+    p.add_argument("--port", type=int, default=4566, help="127.0.0.1 port (0: any free one)")
+    p.add_argument("--stack-name", default="SageMakerTraining")
+    p.add_argument("--json", action="store_true", help="one JSON line: endpoint, outputs")
+    p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
+    p.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra CDK context on top of the demo's (e.g. -c training.backend=smddp)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
+    p.set_defaults(handler=_handle)

@@ -1,0 +1,181 @@
+"""The stack's request as SDK 3.x objects: `ModelTrainer` and its `Channel`s.
+
+No `source_code` and no `distributed`: those make ModelTrainer start its own driver
+(ContainerEntrypoint + an `sm_drivers` channel), bypassing the image's toolkit, the bundle's
+wheelhouse and the runner's launcher flag. The stack's job is script mode through the toolkit,
+so the trainer carries the script-mode hyperparameters and the code channel itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from trainops.sdk import offline
+from trainops.sdk.errors import SdkError
+
+offline.require(3)
+
+import boto3  # noqa: E402
+from pydantic import PrivateAttr  # noqa: E402
+from sagemaker.core.helper.session_helper import Session  # noqa: E402
+from sagemaker.core.training.configs import (  # noqa: E402
+    Channel,
+    CheckpointConfig,
+    Compute,
+    DataSource,
+    MetricDefinition,
+    Networking,
+    OutputDataConfig,
+    RetryStrategy,
+    S3DataSource,
+    StoppingCondition,
+    Tag,
+)
+from sagemaker.train import ModelTrainer  # noqa: E402
+
+
+class StackModelTrainer(ModelTrainer):
+    """A ModelTrainer whose every train() is the next attempt of one run of the stack: the job
+    name, the attempt tag and the script-mode job name follow the state machine's scheme."""
+
+    _trainops: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def _create_training_job_args(self, input_data_config=None, boto3=False):
+        state = self._trainops
+        plan = state["stack"].plan(
+            run_id=state["run_id"], attempt=state["attempt"], **state["overrides"]
+        )
+        state["attempt"] += 1
+        self.hyperparameters = dict(plan.job_hyperparameters)
+        request = state["request"](plan)
+        self.tags = [Tag(key=t["Key"], value=t["Value"]) for t in request["Tags"]]
+        self.environment = dict(request["Environment"])
+        args = super()._create_training_job_args(input_data_config=input_data_config, boto3=boto3)
+        args["TrainingJobName" if boto3 else "training_job_name"] = plan.job_name
+        state["job_name"] = plan.job_name
+        return args
+
+    @property
+    def job_name(self) -> str | None:
+        """The name of the latest job this trainer started."""
+        return self._trainops.get("job_name")
+
+
+def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
+    from infra.job_request import training_request
+    from trainops.sdk.stack import new_run_id
+
+    run_id = new_run_id()
+    plan = stack.plan(run_id=run_id, **overrides)
+    request = training_request(stack.settings, plan)
+    spec, resources = request["AlgorithmSpecification"], request["ResourceConfig"]
+    stopping, vpc = request["StoppingCondition"], request["VpcConfig"]
+    with _role_checked_by_the_stack():
+        trainer = StackModelTrainer(
+            sagemaker_session=session(stack.region),
+            role=request["RoleArn"],
+            base_job_name=stack.settings.job_name_prefix,
+            training_image=spec["TrainingImage"],
+            training_input_mode=spec["TrainingInputMode"],
+            compute=Compute(
+                instance_type=resources["InstanceType"],
+                instance_count=resources["InstanceCount"],
+                volume_size_in_gb=resources["VolumeSizeInGB"],
+                volume_kms_key_id=resources.get("VolumeKmsKeyId"),
+                keep_alive_period_in_seconds=resources.get("KeepAlivePeriodInSeconds"),
+                enable_managed_spot_training=request["EnableManagedSpotTraining"],
+            ),
+            networking=Networking(
+                security_group_ids=vpc["SecurityGroupIds"],
+                subnets=vpc["Subnets"],
+                enable_network_isolation=request["EnableNetworkIsolation"],
+                enable_inter_container_traffic_encryption=request[
+                    "EnableInterContainerTrafficEncryption"
+                ],
+            ),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=stopping["MaxRuntimeInSeconds"],
+                max_wait_time_in_seconds=stopping.get("MaxWaitTimeInSeconds"),
+            ),
+            output_data_config=OutputDataConfig(
+                s3_output_path=request["OutputDataConfig"]["S3OutputPath"],
+                kms_key_id=request["OutputDataConfig"]["KmsKeyId"],
+            ),
+            checkpoint_config=_checkpoint(request),
+            # The code channel travels with the trainer (train() merges the data channels in).
+            input_data_config=inputs(
+                [c for c in request["InputDataConfig"] if c["ChannelName"] == "code"]
+            ),
+            hyperparameters=dict(request["HyperParameters"]),
+            environment=dict(request["Environment"]),
+        )
+    trainer.with_retry_strategy(
+        RetryStrategy(maximum_retry_attempts=request["RetryStrategy"]["MaximumRetryAttempts"])
+    )
+    if spec["MetricDefinitions"]:
+        trainer.with_metric_definitions(
+            [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in spec["MetricDefinitions"]]
+        )
+    trainer._trainops.update(
+        stack=stack,
+        run_id=run_id,
+        attempt=0,
+        overrides=dict(overrides),
+        request=lambda p: training_request(stack.settings, p),
+    )
+    return trainer
+
+
+def inputs(channels: list[dict[str, Any]]) -> list[Channel]:
+    """Request channels as SDK 3.x `Channel`s (InputMode kept: the code channel is File)."""
+    out = []
+    for c in channels:
+        source = c["DataSource"]["S3DataSource"]
+        out.append(
+            Channel(
+                channel_name=c["ChannelName"],
+                data_source=DataSource(
+                    s3_data_source=S3DataSource(
+                        s3_data_type=source["S3DataType"],
+                        s3_uri=source["S3Uri"],
+                        s3_data_distribution_type=source["S3DataDistributionType"],
+                    )
+                ),
+                **({"input_mode": c["InputMode"]} if "InputMode" in c else {}),
+            )
+        )
+    return out
+
+
+def session(region: str) -> Session:
+    """A SageMaker session with telemetry off; clients follow AWS_ENDPOINT_URL when set."""
+    return Session(
+        boto_session=boto3.Session(region_name=region), sagemaker_config=offline.SDK_CONFIG
+    )
+
+
+def _checkpoint(request: dict[str, Any]) -> CheckpointConfig | None:
+    config = request.get("CheckpointConfig")
+    if config is None:
+        return None
+    return CheckpointConfig(s3_uri=config["S3Uri"], local_path=config["LocalPath"])
+
+
+@contextmanager
+def _role_checked_by_the_stack() -> Iterator[None]:
+    """ModelTrainer validates the role with iam:SimulatePrincipalPolicy, which a notebook's
+    identity often may not call; the role is the stack's own, made for these jobs."""
+    previous = os.environ.get("SAGEMAKER_VALIDATE_ROLE")
+    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    try:
+        yield
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise SdkError(f"SDK 3.x refused the stack's job: {str(exc).splitlines()[0]}") from None
+    finally:
+        if previous is None:
+            os.environ.pop("SAGEMAKER_VALIDATE_ROLE", None)
+        else:
+            os.environ["SAGEMAKER_VALIDATE_ROLE"] = previous
