@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+#: SDK 2.x cannot share the main venv (see requirements-sdk2.txt): its own, for its tests.
+SDK2 := .venv-sdk2
 
 # Offline, quiet and credential-free for every process we start (boto3 and the SageMaker
 # toolkit must never probe the EC2 metadata address, CDK must not phone home).
@@ -24,7 +26,22 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements/l
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	$(call on_path,$(BIN))
 	touch $@
+
+# The checkout on a venv's import path (a .pth file): notebooks and scripts run from anywhere
+# import trainops.sdk without PYTHONPATH.
+define on_path
+	echo "$(CURDIR)" > "$$($(1)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/trainops-checkout.pth"
+endef
+
+$(SDK2)/.installed: requirements-sdk2.txt constraints-sdk2.txt
+	test -x $(SDK2)/bin/python || $(PY) -m venv $(SDK2)
+	$(SDK2)/bin/pip install -q -r requirements-sdk2.txt -c constraints-sdk2.txt
+	$(call on_path,$(SDK2)/bin)
+	touch $@
+
+.venv-sdk2: $(SDK2)/.installed
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -40,8 +57,8 @@ demo: setup
 local-train: setup
 	$(BIN)/python -m trainops local-train --hosts 2 --processes-per-host 1
 
-## The README's test command: lint + every test (slow ones included).
-test: setup
+## The README's test command: lint + every test (slow ones included; SDK 2.x in its own venv).
+test: setup $(SDK2)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

@@ -220,6 +220,9 @@ def training_request(s: WorkflowSettings, values: Values = from_state) -> dict[s
         "OutputDataConfig": {
             "S3OutputPath": f"s3://{s.artifacts_bucket_name}/{OUTPUT_PREFIX}",
             "KmsKeyId": s.kms_key_arn,
+            # The API's default, said out loud: SDK 3.x always sends it, and so the requests of
+            # both paths are equal field by field.
+            "CompressionType": "GZIP",
         },
         **values("ResourceConfig", "$.resources.config", "resource_config"),
         "VpcConfig": {

@@ -53,6 +53,11 @@ class StackPyTorch(PyTorch):
             inputs, wait, logs, job_name=plan.job_name, experiment_config=experiment_config
         )
 
+    @property
+    def job_name(self) -> str | None:
+        """The name of the latest job this estimator started."""
+        return self._trainops.get("job_name")
+
 
 def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
     from infra.job_request import training_request

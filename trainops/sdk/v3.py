@@ -103,6 +103,7 @@ def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
             output_data_config=OutputDataConfig(
                 s3_output_path=request["OutputDataConfig"]["S3OutputPath"],
                 kms_key_id=request["OutputDataConfig"]["KmsKeyId"],
+                compression_type=request["OutputDataConfig"]["CompressionType"],
             ),
             checkpoint_config=_checkpoint(request),
             # The code channel travels with the trainer (train() merges the data channels in).
