@@ -51,9 +51,19 @@ class Server:
 
     def __init__(self, work: Path) -> None:
         self.log = (work / "emulator.log").open("w")
+        folder = str(work / "emulator")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trainops", "emulator", "--port", "0", "--json"]
-            + ["--work", str(work / "emulator")],
+            [
+                sys.executable,
+                "-m",
+                "trainops",
+                "emulator",
+                "--port",
+                "0",
+                "--json",
+                "--work",
+                folder,
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -189,7 +199,7 @@ def test_missing_stack_and_missing_emulator_name_the_fix(
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         free = f"http://127.0.0.1:{s.getsockname()[1]}"
-    with pytest.raises(SdkError, match="no emulator answers at .*python -m trainops emulator"):
+    with pytest.raises(SdkError, match=r"no emulator answers at .*python -m trainops emulator"):
         Stack(endpoint_url=free)
 
 
