@@ -71,6 +71,9 @@ MAX_RETENTION_DAYS = 3650
 
 # --- S3 layout shared by roles, workflow and operator --------------------------------------------
 #: Artifacts bucket: SageMaker model output (OutputDataConfig) and checkpoints (CheckpointConfig).
+#: Model registry: CreateModelPackage's ModelApprovalStatus values; group names <= 63 chars.
+MODEL_APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+MODEL_PACKAGE_GROUP_MAX = 63
 OUTPUT_PREFIX = "models/"  # = S3OutputPath of infra/workflow_definition.py
 CHECKPOINT_PREFIX = "checkpoints/"
 
@@ -637,6 +640,14 @@ class TrainingConfig:
     network_isolation: bool = True
     max_capacity_retries: int = 3
     tags: dict[str, str] = field(default_factory=dict)
+    #: Register every trained model as a version of the stack's model package group.
+    model_registry: bool = True
+    #: The status a new version gets: PendingManualApproval (review first) | Approved | Rejected.
+    model_approval_status: str = "PendingManualApproval"
+    #: Start a run when `<train prefix><retrain_marker>` lands in the data bucket (off by default).
+    retrain_on_new_data: bool = False
+    #: The marker an uploader writes last: one run per completed upload, never one per object.
+    retrain_marker: str = "_SUCCESS"
     # --- added by the stack (issue 3) ---
     checkpoint_retention_days: int = 30  # expire objects under checkpoints/ after N days
     noncurrent_retention_days: int = 30  # expire noncurrent object versions after N days
@@ -679,6 +690,16 @@ class TrainingConfig:
     @property
     def validation_prefix(self) -> str:
         return f"{contract.VALIDATION_CHANNEL}/"
+
+    @property
+    def model_package_group_name(self) -> str:
+        """The stack's model package group (validated: SageMaker allows 63 characters)."""
+        return model_package_group_name(self.stack_name)
+
+    @property
+    def retrain_marker_key(self) -> str:
+        """The data-bucket key whose upload starts a run (retrain_on_new_data)."""
+        return f"{self.train_prefix}{self.retrain_marker}"
 
     # --- loading ---
     @classmethod
@@ -800,9 +821,34 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
         "max_capacity_retries", v["max_capacity_retries"], 0, MAX_CAPACITY_RETRIES
     )
     out["tags"] = validate_tags(v["tags"])
+    out["model_registry"] = _as_bool("model_registry", v["model_registry"])
+    out["model_approval_status"] = _choice(
+        "model_approval_status", v["model_approval_status"], MODEL_APPROVAL_STATUSES
+    )
+    if out["model_registry"]:
+        group = model_package_group_name(name)
+        if len(group) > MODEL_PACKAGE_GROUP_MAX:
+            raise _fail(
+                "stack_name",
+                name,
+                f"the model package group {group!r} would be longer than "
+                f"{MODEL_PACKAGE_GROUP_MAX} characters: shorten the stack name or set "
+                "model_registry=false",
+            )
+    out["retrain_on_new_data"] = _as_bool("retrain_on_new_data", v["retrain_on_new_data"])
+    marker = v["retrain_marker"]
+    if not isinstance(marker, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", marker):
+        raise _fail(
+            "retrain_marker", marker, "expected a file name of [A-Za-z0-9_.-], e.g. _SUCCESS"
+        )
+    out["retrain_marker"] = marker
     for key in ("checkpoint_retention_days", "noncurrent_retention_days"):
         out[key] = _range(key, v[key], 1, MAX_RETENTION_DAYS, " days")
     return out
+
+
+def model_package_group_name(stack_name: str) -> str:
+    return f"{stack_name}-models"
 
 
 def load_cdk_json_context(path: str | Path) -> dict[str, Any]:

@@ -26,8 +26,10 @@ from typing import Any
 from infra import config as _config
 from training import contract
 
-#: Who started a run: the retraining schedule, `trainops start`, or a notebook (trainops.sdk).
-TRIGGERS = ("schedule", "operator", "sdk")
+#: Who started a run: the retraining schedule, `trainops start`, a notebook (trainops.sdk), or
+#: new data in the bucket (a `new-data` run is skipped while another run is in progress).
+TRIGGERS = ("schedule", "operator", "sdk", "new-data")
+NEW_DATA_TRIGGER = "new-data"
 DEFAULT_TRIGGER = "operator"
 INPUT_KEYS = (
     "hyperparameters",

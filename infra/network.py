@@ -18,6 +18,15 @@ from constructs import Construct
 from infra import nag
 from infra.config import SUBNET_PREFIX, TrainingConfig
 
+#: Matches nothing (ICMP type 252, code 86, to a broadcast address): CDK's own marker for a group
+#: with no outbound rule, here it removes EC2's default allow-all egress.
+NO_DEFAULT_EGRESS = {
+    "CidrIp": "255.255.255.255/32",
+    "Description": "Disallow all traffic (removes the default allow-all egress)",
+    "IpProtocol": "icmp",
+    "FromPort": 252,
+    "ToPort": 86,
+}
 #: Interface endpoints for calls made from inside the container (ECR for custom/derived images,
 #: Logs and CloudWatch for the script's own calls, STS/KMS for SDK credential and key calls,
 #: SageMaker API for jobs that describe themselves or register models). Only built when
@@ -85,6 +94,13 @@ class Network(Construct):
             description="SageMaker training nodes: all traffic within the group, HTTPS out",
         )
         sg = self.security_group
+        # The group's rules are separate resources (they reference the group itself), so the
+        # group has no inline egress, and then EC2 keeps its default allow-all egress rule:
+        # CloudFormation removes that default only for a group WITH inline egress. CDK's
+        # "disallow all" marker (a rule that matches nothing) is that inline egress.
+        cfn_sg = sg.node.default_child
+        assert isinstance(cfn_sg, ec2.CfnSecurityGroup)
+        cfn_sg.add_property_override("SecurityGroupEgress", [NO_DEFAULT_EGRESS])
         sg.add_ingress_rule(sg, ec2.Port.all_traffic(), "all traffic between nodes of a job")
         sg.add_egress_rule(sg, ec2.Port.all_traffic(), "all traffic between nodes of a job")
         self.endpoint_security_group: ec2.SecurityGroup | None = None

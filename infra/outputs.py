@@ -16,3 +16,4 @@ RUN_DEFAULTS = "RunDefaults"
 #: JSON of infra.workflow_settings.WorkflowSettings (role, image, code bundle, network, buckets,
 #: metrics, channels, tags, defaults): the notebook path builds the state machine's request from it.
 JOB_SETTINGS = "JobSettings"
+MODEL_PACKAGE_GROUP = "ModelPackageGroupName"

@@ -19,7 +19,11 @@ from constructs import Construct
 from infra import nag, outputs
 from infra.config import TrainingConfig, load_cdk_json_context
 from infra.images import TrainingImage
+from infra.monitoring import TrainingMonitoring
 from infra.network import Network
+from infra.new_data import NewDataTrigger
+from infra.outcomes import OutcomeNotifications
+from infra.registry import ModelRegistry
 from infra.roles import ExecutionRole
 from infra.schedule import RetrainingSchedule
 from infra.source_bundle import SourceBundle
@@ -70,10 +74,14 @@ class TrainingStack(cdk.Stack):
             subnet_ids=self.network.subnet_ids,
             security_group=self.network.security_group,
         )
+        self.registry = (
+            ModelRegistry(self, "ModelRegistry", config=config) if config.model_registry else None
+        )
         self.workflow = TrainingWorkflow(
             self,
             "Workflow",
             config=config,
+            registry=self.registry,
             execution_role=self.execution.role,
             data_bucket=self.storage.data_bucket,
             artifacts_bucket=self.storage.artifacts_bucket,
@@ -94,6 +102,34 @@ class TrainingStack(cdk.Stack):
             )
             if config.schedule_cron
             else None
+        )
+        self.outcomes = OutcomeNotifications(
+            self,
+            "Outcomes",
+            state_machine=self.workflow.state_machine,
+            topic=self.workflow.topic,
+            key=self.storage.key,
+        )
+        self.new_data = (
+            NewDataTrigger(
+                self,
+                "NewData",
+                config=config,
+                data_bucket=self.storage.data_bucket,
+                state_machine=self.workflow.state_machine,
+                key=self.storage.key,
+            )
+            if config.retrain_on_new_data
+            else None
+        )
+        self.monitoring = TrainingMonitoring(
+            self,
+            "Monitoring",
+            config=config,
+            state_machine=self.workflow.state_machine,
+            topic=self.workflow.topic,
+            dead_letter_queue=self.schedule.dead_letter_queue if self.schedule else None,
+            job_name_prefix=config.job_name_prefix,
         )
         for key, value in sorted(config.tags.items()):
             cdk.Tags.of(self).add(key, value)
@@ -132,6 +168,11 @@ class TrainingStack(cdk.Stack):
             # Everything a job request needs: trainops.sdk builds the notebook's job from it.
             outputs.JOB_SETTINGS: json.dumps(self.workflow.settings.to_json(), sort_keys=True),
         }
+        if self.new_data is not None:
+            out["NewDataMarkerKey"] = self.config.retrain_marker_key
+            out["NewDataDeadLetterQueueUrl"] = self.new_data.dead_letter_queue.queue_url
+        if self.registry is not None:
+            out[outputs.MODEL_PACKAGE_GROUP] = self.registry.group_name
         if self.schedule is not None:
             out["ScheduleName"] = self.schedule.schedule.schedule_name
             out["ScheduleDeadLetterQueueUrl"] = self.schedule.dead_letter_queue.queue_url

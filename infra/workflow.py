@@ -22,6 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import TrainingConfig
+from infra.registry import ModelRegistry
 from infra.workflow_definition import WorkflowSettings, build_definition
 
 #: The managed EventBridge rule Step Functions creates for SageMaker training .sync tasks.
@@ -65,9 +66,13 @@ class TrainingWorkflow(Construct):
         image_uri: str,
         code_s3_uri: str,
         code_file_name: str,
+        registry: ModelRegistry | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        self.registry = registry
+        #: Named after the stack: readable in the console and in `trainops list`.
+        self.state_machine_name = f"{config.stack_name}-training"
         removal = (
             cdk.RemovalPolicy.DESTROY
             if getattr(config, "removal_policy", "retain") == "destroy"
@@ -97,6 +102,7 @@ class TrainingWorkflow(Construct):
             kms_key_arn=key.key_arn,
             security_group_ids=(security_group.security_group_id,),
             subnet_ids=tuple(subnet_ids),
+            model_package_group=registry.group_name if registry else "",
         )
         #: The definition as a dict (tokens unresolved): tests render it with concrete values.
         self.definition = build_definition(self.settings)
@@ -157,6 +163,7 @@ class TrainingWorkflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            state_machine_name=self.state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             # json.dumps keeps `"ResultPath": null` (CDK's to_json_string drops None values);
             # the token strings it contains are resolved by CDK into Fn::Join.
@@ -177,6 +184,9 @@ class TrainingWorkflow(Construct):
         policy = self.role.node.find_child("DefaultPolicy").node.default_child
         cfn_machine = self.state_machine.node.default_child
         cfn_machine.add_override("DependsOn", [stack.get_logical_id(policy)])
+        if registry is not None:
+            # Versions land in the group: it must exist before the first run.
+            self.state_machine.node.add_dependency(registry.group)
         self._acknowledge(config)
 
     def _statements(
@@ -241,8 +251,26 @@ class TrainingWorkflow(Construct):
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[key.key_arn],
             ),
+            iam.PolicyStatement(
+                sid="FindRunningTrainingJobs",
+                # The new-data guard; ListTrainingJobs supports no resource-level permission.
+                actions=["sagemaker:ListTrainingJobs"],
+                resources=["*"],
+            ),
+            *self._registry_statements(),
             # LOG_DELIVERY_ACTIONS and XRAY_ACTIONS on "*": added to the role's default policy
             # by sfn.StateMachine itself for `logs=` and `tracing_enabled=True`.
+        ]
+
+    def _registry_statements(self) -> list[iam.PolicyStatement]:
+        if self.registry is None:
+            return []
+        return [
+            iam.PolicyStatement(
+                sid="RegisterModelVersions",
+                actions=["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
+                resources=[self.registry.group_arn, self.registry.package_arns],
+            )
         ]
 
     def _acknowledge(self, config: TrainingConfig) -> None:
@@ -255,8 +283,9 @@ class TrainingWorkflow(Construct):
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
                     "CloudWatch Logs vended-log delivery (logs:*LogDelivery*, "
-                    "PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups) and X-Ray "
-                    "(PutTraceSegments, PutTelemetryRecords, GetSampling*) support no "
+                    "PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups), X-Ray "
+                    "(PutTraceSegments, PutTelemetryRecords, GetSampling*) and "
+                    "sagemaker:ListTrainingJobs (the new-data guard, read-only) support no "
                     "resource-level permissions; every action is listed explicitly."
                 ),
             ),
@@ -269,3 +298,18 @@ class TrainingWorkflow(Construct):
                 ),
             ),
         )
+        if self.registry is not None:
+            packages = (
+                "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                f"model-package/{self.registry.group_name}/*"
+            )
+            cdk.Validations.of(self).acknowledge(
+                cdk.Acknowledgment(
+                    id=f"AwsSolutions-IAM5[{packages}]",
+                    reason=(
+                        "Each successful run registers a new version (<group>/<n>, numbered by "
+                        "SageMaker), unknown at deploy time; the ARN is scoped to this stack's "
+                        "model package group."
+                    ),
+                )
+            )

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra import execution_input as ei
+from infra import workflow_extras as extras
 from infra.config import CHECKPOINT_PREFIX
 from infra.job_request import (
     LOCAL_NVME_INSTANCE_PATTERNS,
@@ -265,6 +266,7 @@ def build_definition(s: WorkflowSettings) -> dict:
     retryable = {"And": [_is("$.failure.Cause", "IsString"), {"Or": cause_patterns}]}
     keep_alive = {"KeepAlivePeriodInSeconds": s.keep_alive_s} if s.keep_alive_s > 0 else {}
     sync = s.integration == "sync"
+    after_result = extras.REGISTRY_ENTRY if s.model_package_group else "NotifySuccess"
 
     states: dict[str, Any] = {
         "ValidateInput": validate,
@@ -376,8 +378,9 @@ def build_definition(s: WorkflowSettings) -> dict:
                 ),
                 "retry": {"attempt": 0, "wait_s": 0},
             },
-            "Next": "ChooseCapacity",
+            "Next": extras.GUARD_ENTRY,
         },
+        **extras.new_data_guard_states(s, next_state="ChooseCapacity", done_state="Succeeded"),
         "ChooseCapacity": {
             "Type": "Choice",
             "Choices": [{"Variable": "$.run.spot", "BooleanEquals": True, "Next": "SpotCapacity"}],
@@ -588,8 +591,9 @@ def build_definition(s: WorkflowSettings) -> dict:
             ],
             "Default": "ResultWithoutMetrics",
         },
-        "ResultWithMetrics": _result_state("$.training.FinalMetricDataList"),
-        "ResultWithoutMetrics": _result_state(None),
+        "ResultWithMetrics": _result_state("$.training.FinalMetricDataList", after_result),
+        "ResultWithoutMetrics": _result_state(None, after_result),
+        **(extras.registry_states(s, next_state="NotifySuccess") if s.model_package_group else {}),
         "NotifySuccess": {
             "Type": "Task",
             "Resource": SNS_PUBLISH,
@@ -654,7 +658,7 @@ def _outcome(error: str, template: str, *args: str) -> dict:
     }
 
 
-def _result_state(metrics_path: str | None) -> dict:
+def _result_state(metrics_path: str | None, next_state: str) -> dict:
     result: dict[str, Any] = {
         "status": "COMPLETED",
         "job_name.$": "$.training.TrainingJobName",
@@ -670,4 +674,4 @@ def _result_state(metrics_path: str | None) -> dict:
         result["final_metrics.$"] = metrics_path
     else:
         result["final_metrics"] = []
-    return {"Type": "Pass", "Parameters": result, "ResultPath": "$.result", "Next": "NotifySuccess"}
+    return {"Type": "Pass", "Parameters": result, "ResultPath": "$.result", "Next": next_state}

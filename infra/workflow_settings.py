@@ -71,6 +71,9 @@ class WorkflowSettings:
     #: Extra input channels: name -> key prefix in the data bucket.
     channels: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The model package group a successful run registers its model in ("" = no registry).
+    model_package_group: str = ""
+    model_approval_status: str = "PendingManualApproval"
     backoff_base_s: int = 300
     backoff_max_s: int = 3600
     #: "sync" for AWS; "request-response" only for tests in moto (no .sync there).
@@ -99,6 +102,7 @@ class WorkflowSettings:
             "metrics",
             "channels",
             "tags",
+            "model_approval_status",
         )
         values = {name: getattr(config, name) for name in names}
         return cls(**values, **resources)

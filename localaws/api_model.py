@@ -135,3 +135,17 @@ def validate_request(service: str, operation: str, params: Mapping[str, Any]) ->
         problems = [f"{operation}: {exc}"]
     if problems:
         raise RequestInvalid(operation, problems)
+
+
+def response_problems(service: str, operation: str, body: Mapping[str, Any]) -> list[str]:
+    """All problems of a response (as boto3 parsed it) against the operation's output shape:
+    what an emulator extension must return so that code written against AWS holds."""
+    shape = _service_model(service).operation_model(operation).output_shape
+    body = {k: v for k, v in body.items() if k != "ResponseMetadata"}
+    problems: list[str] = []
+    report = ParamValidator().validate(body, shape)
+    if report.has_errors():
+        text = report.generate_report()
+        problems += [f"{operation}: {line.strip()}" for line in text.splitlines() if line.strip()]
+    problems += list(_constraint_problems(shape, body, operation))
+    return problems

@@ -6,6 +6,8 @@ Each patch is one documented gap, nothing more:
   flattened response becomes the resource's attributes, as the real handler does.
 - AWS::KMS::Key `Tags` are `{Key, Value}` in CloudFormation; moto hands them to its KMS API
   code, which expects the API's `{TagKey, TagValue}` and fails with KeyError.
+- AWS::SageMaker::ModelPackageGroup is not a CloudFormation type moto knows (it skips it):
+  here it creates the group through moto's SageMaker backend, as CloudFormation would.
 - VPC flow logs to S3 may name a folder (`arn:aws:s3:::bucket/prefix/`); moto looks the whole
   `bucket/prefix/` up as a bucket name, finds none, and fails the stack.
 """
@@ -18,7 +20,9 @@ from typing import Any
 
 import boto3
 from moto import settings
+from moto.cloudformation import parsing
 from moto.cloudformation.custom_model import CustomModel
+from moto.core.common_models import CloudFormationModel
 from moto.ec2.models.flow_logs import FlowLogsBackend
 from moto.kms.models import Key
 
@@ -116,8 +120,59 @@ def _custom_from_cfn(
     return resource
 
 
+class ModelPackageGroupResource(CloudFormationModel):
+    """AWS::SageMaker::ModelPackageGroup: Ref and GetAtt ModelPackageGroupArn give the ARN."""
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.name = name
+        self.arn = arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "ModelPackageGroupName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::ModelPackageGroup"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> ModelPackageGroupResource:
+        from moto.sagemaker.models import sagemaker_backends
+
+        props = cloudformation_json.get("Properties", {})
+        name = props.get("ModelPackageGroupName", resource_name)
+        backend = sagemaker_backends[account_id][region_name]
+        arn = backend.create_model_package_group(
+            model_package_group_name=name,
+            model_package_group_description=props.get("ModelPackageGroupDescription", ""),
+            tags=props.get("Tags"),
+        )
+        return cls(name, arn)
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("ModelPackageGroupArn", "CreationTime", "ModelPackageGroupStatus")
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn if attribute_name == "ModelPackageGroupArn" else ""
+
+
 def install() -> None:
     """Apply the fixes (idempotent)."""
+    # moto builds its type map once from CloudFormationModel's subclasses: include ours.
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
     CustomModel.create_from_cloudformation_json = classmethod(_custom_from_cfn)  # type: ignore[method-assign]
     FlowLogsBackend.create_flow_logs = _create_flow_logs  # type: ignore[method-assign]
     Key.create_from_cloudformation_json = classmethod(_kms_key_from_cfn)  # type: ignore[method-assign]

@@ -4,7 +4,8 @@ moto 5.2.5 records CreateTrainingJob and reports it Completed at once, and has n
 StopTrainingJob. Patched here: CreateTrainingJob validates the whole request against botocore's
 model (moto drops fields it does not know), refuses a reused name as SageMaker does, and hands
 the job to `LocalSageMaker`; StopTrainingJob stops it. DescribeTrainingJob and ListTrainingJobs
-stay moto's own and report the fields the running job updates.
+stay moto's own and report the fields the running job updates. ListTags of a versioned model
+package (`model-package/<group>/<n>`) fails in moto (it splits the ARN in two): answered here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 from localaws.api_model import RequestInvalid, validate_request
@@ -52,8 +54,22 @@ def _stop_training_job(self: SageMakerResponse) -> EmptyResult:
     return EmptyResult()
 
 
+_ORIGINAL_LIST_TAGS = SageMakerModelBackend.list_tags
+
+
+def _list_tags(self: SageMakerModelBackend, arn: str, **page: Any) -> tuple[list, str | None]:
+    """(tags, next token), as moto's paginated original returns them; a package's tags fit
+    one page (CreateModelPackage accepts at most 50)."""
+    if ":model-package/" in arn:
+        for package in self.model_packages.values():
+            if package.arn.lower() == arn.lower():
+                return list(package.tags or []), None
+    return _ORIGINAL_LIST_TAGS(self, arn=arn, **page)
+
+
 def install(executor: LocalSageMaker) -> None:
     """Make the emulated SageMaker API run jobs with `executor`."""
     _STATE["executor"] = executor
     SageMakerResponse.create_training_job = _create_training_job  # type: ignore[method-assign]
     SageMakerResponse.stop_training_job = _stop_training_job  # type: ignore[attr-defined]
+    SageMakerModelBackend.list_tags = _list_tags  # type: ignore[method-assign]

@@ -18,7 +18,7 @@ from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from localaws import cfn_compat, sagemaker_api, sfn_sagemaker
+from localaws import cfn_compat, event_delivery, sagemaker_api, service_quotas, sfn_sagemaker
 from localaws.training_jobs import LocalSageMaker
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -72,6 +72,8 @@ class EmbeddedAws:
         sagemaker_api.install(self.sagemaker)
         sfn_sagemaker.install()
         cfn_compat.install()
+        event_delivery.install()
+        service_quotas.install()
         return self
 
     def stop(self) -> None:

@@ -7,10 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from trainops import commands, demo, emulator, local_train
+from trainops import commands, cost, demo, emulator, local_train, preflight, registry
 
 #: Modules that contribute a subcommand: each has `register(subparsers)`.
-COMMANDS = (demo, emulator, commands, local_train)
+COMMANDS = (demo, emulator, commands, preflight, cost, local_train, registry)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from typing import Any
 
 from infra.config import ConfigError, TrainingConfig
 from infra.execution_input import ExecutionInputError
-from trainops import progress, runs
+from trainops import cost, preflight, progress, runs
 from trainops.aws import Aws, StackNotFound, stack_outputs
 from trainops.run_input import RunDefaults, check_with_synth_rules, local_config
 from trainops.task_check import TaskCheckError, check_task
@@ -90,6 +90,10 @@ def cmd_start(args: argparse.Namespace) -> int:
     outputs = stack_outputs(aws, args.stack_name)
     config = RunDefaults.of_stack(outputs)
     data = build_input(args, config)
+    if not args.skip_preflight and preflight.start_refused(aws, outputs, config, data):
+        return 2
+    # What this run may cost, before it costs anything (stderr: stdout stays machine-readable).
+    print(cost.cost_line(aws, config, data), file=sys.stderr)
     arn = runs.start_run(
         aws,
         outputs.state_machine_arn,
@@ -172,6 +176,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="your project, to check the overrides here (default: cdk.json training.source_dir)",
     )
     p.add_argument("--name", help="execution name (default: generated)")
+    p.add_argument(
+        "--skip-preflight", action="store_true", help="start without `trainops preflight`'s checks"
+    )
     p.add_argument("--watch", action="store_true", help="follow it until it ends")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
     p.set_defaults(handler=_guarded(cmd_start))

@@ -40,6 +40,11 @@ def outcome(run: RunStatus) -> str:
         lines.append(f"val_acc    {run.metrics['val_acc']:.4f}")
     if run.model_artifacts and run.status == "SUCCEEDED":
         lines.append(f"model      {run.model_artifacts}")
+    if run.model_package_arn:
+        version = run.model_package_arn.rsplit("/", 1)[-1]
+        lines.append(f"registered version {version}: {run.model_package_arn}")
+    if run.note:
+        lines.append(f"note       {run.note}")
     if run.failure:
         lines.append(f"failure    {run.failure}")
     if run.seconds is not None:

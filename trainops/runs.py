@@ -37,6 +37,9 @@ class RunStatus:
     failure: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     model_artifacts: str | None = None
+    #: The registered model version (ARN ends with /<version>); skipped/registry notes.
+    model_package_arn: str | None = None
+    note: str | None = None
 
     @property
     def done(self) -> bool:
@@ -113,6 +116,13 @@ def snapshot(aws: Aws, execution_arn: str) -> RunStatus:
     if described["status"] == "SUCCEEDED" and described.get("output"):
         output = json.loads(described["output"])
         run.model_artifacts = run.model_artifacts or _find(output, "S3ModelArtifacts")
+        if isinstance(output, dict):
+            run.model_package_arn = output.get("model_package_arn")
+            if output.get("status") == "SKIPPED":
+                run.note = output.get("reason")
+            elif output.get("model_registry_error"):
+                error = output["model_registry_error"]
+                run.note = f"model not registered: {error.get('Error')}: {error.get('Cause')}"
     return run
 
 

@@ -43,6 +43,7 @@ E2E_CONTEXT = {
     **DEMO_CONTEXT,
     "training.stack_name": STACK_NAME,
     "training.hyperparameters.epochs": "4",
+    "training.retrain_on_new_data": "true",
 }
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 

@@ -130,7 +130,10 @@ CLI_CASES = [
 #: Step Functions execution input -> message.
 EXECUTION_CASES = [
     ([], "execution input must be a JSON object, got array"),
-    ({"trigger": "cron"}, "trigger must be one of 'schedule', 'operator', got \"cron\""),
+    (
+        {"trigger": "cron"},
+        "trigger must be one of 'schedule', 'operator', 'sdk', 'new-data', got \"cron\"",
+    ),
     (
         {"bogus": 1},
         'execution input has an unknown key; allowed: hyperparameters, instance_count, instance_type, spot, train_s3_uri, trigger, got "bogus"',

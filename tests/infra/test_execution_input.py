@@ -11,12 +11,13 @@ from infra import execution_input as ei
 ALLOWED = "hyperparameters, instance_count, instance_type, spot, train_s3_uri, trigger"
 DEFAULTS = {"epochs": "10"}
 
+TRIGGERS_ONE_OF = "trigger must be one of 'schedule', 'operator', 'sdk', 'new-data'"
 BAD = [
     ([], "execution input must be a JSON object, got array"),
     (None, "execution input must be a JSON object, got null"),
     ({"epochs": 3}, f'execution input has an unknown key; allowed: {ALLOWED}, got "epochs"'),
-    ({"trigger": "cron"}, "trigger must be one of 'schedule', 'operator', got \"cron\""),
-    ({"trigger": None}, "trigger must be one of 'schedule', 'operator', got null"),
+    ({"trigger": "cron"}, f'{TRIGGERS_ONE_OF}, got "cron"'),
+    ({"trigger": None}, f"{TRIGGERS_ONE_OF}, got null"),
     (
         {"hyperparameters": ["a"]},
         "hyperparameters must be an object of string values, got array",

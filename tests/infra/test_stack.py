@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk import assertions
 
-from infra import outputs
+from infra import network, outputs
 from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
 from infra.schedule import SCHEDULED_INPUT
 
@@ -117,7 +117,10 @@ def test_training_sg_self_referencing_ingress_and_egress(default_synth):
 def test_no_open_cidr_rules_anywhere(default_synth):
     sg = _training_sg(default_synth)
     inline = default_synth.template["Resources"][sg]["Properties"]
-    assert "SecurityGroupEgress" not in inline and "SecurityGroupIngress" not in inline
+    # Inline egress = only the marker that matches nothing: without any inline egress EC2 keeps
+    # its default allow-all rule next to the separate rules.
+    assert inline["SecurityGroupEgress"] == [network.NO_DEFAULT_EGRESS]
+    assert "SecurityGroupIngress" not in inline
     for kind in ("AWS::EC2::SecurityGroupEgress", "AWS::EC2::SecurityGroupIngress"):
         for rule in default_synth.resources(kind).values():
             assert "CidrIp" not in rule["Properties"] and "CidrIpv6" not in rule["Properties"]

@@ -145,10 +145,13 @@ def test_state_machine_role_policies(built):
         "sns:Publish",
         "kms:GenerateDataKey",
         "kms:Decrypt",
+        "sagemaker:ListTrainingJobs",
         *LOG_DELIVERY_ACTIONS,
         *XRAY_ACTIONS,
     }
     by_sid = {s.get("Sid"): s for s in statements}
+    # The new-data guard only reads: ListTrainingJobs has no resource-level permission.
+    assert by_sid["FindRunningTrainingJobs"]["Action"] == "sagemaker:ListTrainingJobs"
     passrole = by_sid["PassExecutionRoleToSageMaker"]
     assert passrole["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
@@ -165,6 +168,7 @@ def test_state_machine_role_policies(built):
     assert {a for s in star for a in _as_list(s["Action"])} == {
         *LOG_DELIVERY_ACTIONS,
         *XRAY_ACTIONS,
+        "sagemaker:ListTrainingJobs",
     }
 
 

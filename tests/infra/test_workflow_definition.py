@@ -25,6 +25,7 @@ from moto import mock_aws
 
 from infra import execution_input as ei
 from infra import workflow_definition as wd
+from infra import workflow_extras as extras
 from localaws.api_model import validate_request
 from tests import timing
 from training import contract
@@ -178,7 +179,8 @@ def test_sync_rendering_uses_the_sync_resource_and_no_describe_step():
     assert states["TrainModel"]["Next"] == "SummarizeResult"
     assert "DescribeTrainingJob" not in states
     resources = {s.get("Resource") for s in states.values() if s["Type"] == "Task"}
-    assert resources == {wd.CREATE_TRAINING_JOB_SYNC, wd.SNS_PUBLISH}
+    # Besides training and notifying: the new-data guard's look at its own running executions.
+    assert resources == {wd.CREATE_TRAINING_JOB_SYNC, wd.SNS_PUBLISH, extras.LIST_TRAINING_JOBS_SDK}
 
 
 # --- Input validation inside the state machine -------------------------------------------------
@@ -298,6 +300,7 @@ def test_default_input(moto_env):
     assert request["OutputDataConfig"] == {
         "S3OutputPath": "s3://artifacts-bucket/models/",
         "KmsKeyId": SETTINGS.kms_key_arn,
+        "CompressionType": "GZIP",
     }
     # p4d has local NVMe: no VolumeKmsKeyId; on-demand without a warm pool: no KeepAlive.
     assert request["ResourceConfig"] == {

@@ -1,0 +1,178 @@
+"""EventBridge deliveries moto 5.2.5 does not make, made here so the production loop runs offline.
+
+- Step Functions emits no "Step Functions Execution Status Change" events in moto: when an
+  execution ends (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) the event AWS documents is put on the
+  default bus, with the detail fields AWS sends (status, executionArn, stateMachineArn, name,
+  start/stop dates in epoch ms, input, output, error, cause).
+- moto's rules deliver to logs, archives, SQS and buses only (any other target raises, and the
+  S3 sender swallows it): Step Functions targets start an execution with the target's Input
+  (EventBridge names it with a fresh id), SNS targets publish the transformed message.
+- A bucket created by CloudFormation with NotificationConfiguration.EventBridgeConfiguration
+  sends its events to EventBridge (moto applies that only through the S3 API).
+
+Roles on targets are not evaluated (moto enforces no IAM); the rules' patterns are moto's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import boto3
+from moto import settings
+from moto.events.models import Rule, events_backends
+from moto.s3.models import FakeBucket, s3_backends
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.utilities.arns import parse_arn
+
+STATUS_CHANGE = "Step Functions Execution Status Change"
+LOG = logging.getLogger(__name__)
+
+_original_send = Rule.send_to_targets
+_original_terminated = BaseExecutionWorkerCommunication.terminated
+_original_bucket_from_cfn = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _client(service: str, region: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=f"http://127.0.0.1:{settings.moto_server_port()}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _payload(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """What the target receives: constant Input, InputTransformer's output, or the event."""
+    if "Input" in target:
+        return target["Input"]
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return transform(transformer["InputTemplate"], transformer.get("InputPathsMap", {}), event)
+    return event
+
+
+def transform(template: str, paths: dict[str, str], event: dict[str, Any]) -> str:
+    """EventBridge's InputTransformer: a placeholder inside a JSON string is replaced by the raw
+    text, one standing as a value by its JSON (strings quoted, a missing path `null`). moto's
+    own parser inserts raw text everywhere, which breaks `{"status": <status>}`."""
+    from jsonpath_ng.ext import parse
+
+    values = {}
+    for name, path in paths.items():
+        found = parse(path).find(event)
+        values[name] = found[0].value if found else None
+    out, in_string, i = [], False, 0
+    while i < len(template):
+        char = template[i]
+        if char == '"' and (i == 0 or template[i - 1] != "\\"):
+            in_string = not in_string
+        if char == "<":
+            end = template.find(">", i)
+            name = template[i + 1 : end] if end > i else ""
+            if name in values:
+                value = values[name]
+                if in_string:
+                    out.append(value if isinstance(value, str) else json.dumps(value))
+                else:
+                    out.append(json.dumps(value, default=str))
+                i = end + 1
+                continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _as_text(payload: Any) -> str:
+    return payload if isinstance(payload, str) else json.dumps(payload, default=str)
+
+
+def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+    ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("states", "sns")]
+    if ours and self.event_pattern.matches_event(original_event):
+        for target in ours:
+            arn = parse_arn(target["Arn"])
+            text = _as_text(_payload(target, original_event))
+            try:
+                if arn.service == "states":
+                    _client("stepfunctions", arn.region).start_execution(
+                        stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=text
+                    )
+                else:
+                    _client("sns", arn.region).publish(TopicArn=target["Arn"], Message=text)
+            except Exception:  # EventBridge retries, then the DLQ; here: log and go on
+                LOG.exception("delivery of rule %s to %s failed", self.name, target["Arn"])
+    others = [t for t in self.targets if t not in ours]
+    if others:
+        saved, self.targets = self.targets, others
+        try:
+            _original_send(self, original_event, transform_input)
+        finally:
+            self.targets = saved
+
+
+def _millis(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if value is not None else None
+
+
+def _terminated(self: BaseExecutionWorkerCommunication) -> None:
+    _original_terminated(self)
+    execution = self.execution
+    try:
+        status = getattr(execution.exec_status, "value", execution.exec_status)
+        error, cause = execution.error, execution.cause
+        if status == "ABORTED":  # StopExecution's error and cause, as AWS reports them
+            stopped = execution.exec_worker.env.program_state()
+            error, cause = getattr(stopped, "error", None), getattr(stopped, "cause", None)
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine.arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _millis(execution.start_date),
+            "stopDate": _millis(execution.stop_date),
+            "input": _as_text(execution.input_data),
+            "output": None if execution.output is None else _as_text(execution.output),
+            "error": error,
+            "cause": cause,
+        }
+        events_backends[execution.account_id][execution.region_name].put_events(
+            [
+                {
+                    "Source": "aws.states",
+                    "DetailType": STATUS_CHANGE,
+                    "Detail": json.dumps(detail, default=str),
+                    "Resources": [execution.exec_arn],
+                }
+            ]
+        )
+    except Exception:  # an event that cannot be sent must not break the execution
+        LOG.exception("status-change event of %s not sent", execution.exec_arn)
+
+
+def _bucket_from_cfn(
+    cls: type,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> FakeBucket:
+    bucket = _original_bucket_from_cfn(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    config = cloudformation_json.get("Properties", {}).get("NotificationConfiguration", {})
+    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        backend = s3_backends[account_id]["aws"]
+        backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
+    return bucket
+
+
+def install() -> None:
+    """Apply the deliveries (idempotent)."""
+    Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = _terminated  # type: ignore[method-assign]
+    FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[method-assign]
