@@ -97,6 +97,7 @@ class TrainingMonitoring(Construct):
         state_machine: sfn.IStateMachine,
         topic: sns.ITopic,
         dead_letter_queue: sqs.IQueue | None = None,
+        new_data_dead_letter_queue: sqs.IQueue | None = None,
         job_name_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -129,26 +130,25 @@ class TrainingMonitoring(Construct):
         )
         self.failed_executions.add_alarm_action(notify)
 
-        self.dead_letters: cloudwatch.Alarm | None = None
-        if dead_letter_queue is not None:
-            self.dead_letters = self._alarm(
-                "ScheduleDeadLetters",
-                "schedule-dead-letters",
-                dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=PERIOD, statistic="Maximum"
-                ),
-                threshold=0,
-                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                # SQS publishes queue metrics only while a queue is active (holds messages or
-                # was used in the last 6 hours): an idle, empty dead-letter queue has no data.
-                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-                description="A scheduled retraining could not be started (EventBridge Scheduler"
-                " gave up and left the start in the dead-letter queue). Read the message for the"
-                " error, then purge the queue; OK is sent once it is empty. Missing data (an idle"
-                " empty queue) is not breaching.",
-            )
-            self.dead_letters.add_alarm_action(notify)
-            self.dead_letters.add_ok_action(notify)
+        self.dead_letters = self._dead_letter_alarm(
+            "ScheduleDeadLetters",
+            "schedule-dead-letters",
+            dead_letter_queue,
+            notify,
+            "A scheduled retraining could not be started (EventBridge Scheduler gave up and left"
+            " the start in the dead-letter queue). Read the message for the error, then purge the"
+            " queue; OK is sent once it is empty. Missing data (an idle empty queue) is not"
+            " breaching.",
+        )
+        self.new_data_dead_letters = self._dead_letter_alarm(
+            "NewDataDeadLetters",
+            "new-data-dead-letters",
+            new_data_dead_letter_queue,
+            notify,
+            "New data arrived but EventBridge could not start the run (the event is in the"
+            " new-data dead-letter queue). Read it for the error, start the run with trainops"
+            " start, then purge the queue. Missing data is not breaching.",
+        )
 
         # CPU instances publish no GPUUtilization: on them this alarm could never fire.
         gpus = gpus_per_instance(config.instance_type)
@@ -181,6 +181,32 @@ class TrainingMonitoring(Construct):
         self.dashboard = self._dashboard(config, state_machine, dead_letter_queue, job_name_prefix)
 
     # --- alarms ----------------------------------------------------------------------------------
+    def _dead_letter_alarm(
+        self,
+        construct_id: str,
+        suffix: str,
+        queue: sqs.IQueue | None,
+        notify: cloudwatch.IAlarmAction,
+        description: str,
+    ) -> cloudwatch.Alarm | None:
+        """Anything in a dead-letter queue alarms; OK once it is empty again."""
+        if queue is None:
+            return None
+        alarm = self._alarm(
+            construct_id,
+            suffix,
+            queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+            threshold=0,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # SQS publishes queue metrics only while a queue is active (holds messages or was
+            # used in the last 6 hours): an idle, empty dead-letter queue has no data.
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+            description=description,
+        )
+        alarm.add_alarm_action(notify)
+        alarm.add_ok_action(notify)
+        return alarm
+
     def _alarm(
         self,
         construct_id: str,

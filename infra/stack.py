@@ -129,6 +129,9 @@ class TrainingStack(cdk.Stack):
             state_machine=self.workflow.state_machine,
             topic=self.workflow.topic,
             dead_letter_queue=self.schedule.dead_letter_queue if self.schedule else None,
+            new_data_dead_letter_queue=(
+                self.new_data.dead_letter_queue if self.new_data is not None else None
+            ),
             job_name_prefix=config.job_name_prefix,
         )
         for key, value in sorted(config.tags.items()):

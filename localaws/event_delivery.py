@@ -7,6 +7,8 @@
 - moto's rules deliver to logs, archives, SQS and buses only (any other target raises, and the
   S3 sender swallows it): Step Functions targets start an execution with the target's Input
   (EventBridge names it with a fresh id), SNS targets publish the transformed message.
+- StopExecution's error and cause are dropped by moto's handler (it stops with ""): kept here,
+  so the execution and its status-change event say why it was aborted.
 - A bucket created by CloudFormation with NotificationConfiguration.EventBridgeConfiguration
   sends its events to EventBridge (moto applies that only through the S3 API).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -24,7 +27,9 @@ import boto3
 from moto import settings
 from moto.events.models import Rule, events_backends
 from moto.s3.models import FakeBucket, s3_backends
+from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.responses import StepFunctionResponse
 from moto.utilities.arns import parse_arn
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -32,6 +37,8 @@ LOG = logging.getLogger(__name__)
 
 _original_send = Rule.send_to_targets
 _original_terminated = BaseExecutionWorkerCommunication.terminated
+_original_stop_response = StepFunctionResponse.stop_execution
+_stop_reason = threading.local()
 _original_bucket_from_cfn = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
 
@@ -171,8 +178,32 @@ def _bucket_from_cfn(
     return bucket
 
 
+def _stop_execution_response(self: StepFunctionResponse) -> Any:
+    _stop_reason.value = (self._get_param("error") or "", self._get_param("cause") or "")
+    try:
+        return _original_stop_response(self)
+    finally:
+        _stop_reason.value = None
+
+
+def _machine_stop_execution(self: StateMachine, execution_arn: str) -> Any:
+    execution = next((x for x in self.executions if x.execution_arn == execution_arn), None)
+    reason = getattr(_stop_reason, "value", None)
+    if execution is None or reason is None:
+        return _original_machine_stop(self, execution_arn)
+    from moto.core.utils import utcnow
+
+    execution.stop(stop_date=utcnow(), error=reason[0], cause=reason[1])
+    return execution
+
+
+_original_machine_stop = StateMachine.stop_execution
+
+
 def install() -> None:
     """Apply the deliveries (idempotent)."""
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     BaseExecutionWorkerCommunication.terminated = _terminated  # type: ignore[method-assign]
     FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[method-assign]
+    StepFunctionResponse.stop_execution = _stop_execution_response  # type: ignore[method-assign]
+    StateMachine.stop_execution = _machine_stop_execution  # type: ignore[method-assign]

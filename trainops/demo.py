@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainops import progress, runs
+from trainops import progress, registry, runs
 from trainops.aws import Aws, StackOutputs, stack_outputs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +37,8 @@ DEMO_CONTEXT = {
 class DemoResult:
     run: runs.RunStatus
     timings: dict[str, float]
+    #: The model version the run registered (None without a registry or on failure).
+    model_version: registry.ModelVersion | None = None
 
 
 def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
@@ -141,9 +143,16 @@ def run_demo(
         printer = progress.Printer()
         final = runs.wait_for(aws, arn, printer, interval_s=interval_s)
         lap("workflow")
+        version = (
+            registry.describe(aws, final.model_package_arn) if final.model_package_arn else None
+        )
     echo("5/5 outcome")
     echo(progress.outcome(final))
-    return DemoResult(final, timings)
+    if version is not None:
+        metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
+        echo(f"registry   version {version.version} ({version.approval}): {metrics}")
+        echo("           (on AWS: trainops models; trainops approve VERSION)")
+    return DemoResult(final, timings, version)
 
 
 def _handle(args: argparse.Namespace) -> int:

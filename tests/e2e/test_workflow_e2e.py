@@ -347,11 +347,12 @@ def test_stop_run_stops_the_job_and_aborts_the_execution(stack: E2eStack) -> Non
     assert job["SecondaryStatusTransitions"][-2]["Status"] == "Stopping"
     assert processes_gone(stack.emulator, name)
     assert len(stack.requests_of(arn)) == 1
-    # Step Functions runs no state after StopExecution: the outcome rule notifies (moto keeps
-    # no StopExecution cause, so only the status and the execution are checked here).
+    # Step Functions runs no state after StopExecution: the outcome rule notifies, with the
+    # stop's reason.
     (note,) = stack.notifications(arn)
     assert note["Message"]["status"] == "ABORTED"
     assert note["Message"]["name"] == arn.rsplit(":", 1)[-1]
+    assert (note["Message"]["error"], note["Message"]["cause"]) == ("OperatorStop", "e2e stop")
 
 
 def _wait_for_checkpoint(stack: E2eStack, arn: str, bucket: str, key: str, at_least: int) -> int:
