@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -188,6 +189,14 @@ def _stop_execution_response(self: StepFunctionResponse) -> Any:
 
 def _machine_stop_execution(self: StateMachine, execution_arn: str) -> Any:
     execution = next((x for x in self.executions if x.execution_arn == execution_arn), None)
+    # A stop right after the start can reach moto before the execution's worker has its
+    # environment (moto then fails with a 500): give it a moment, as AWS queues the stop.
+    worker = getattr(execution, "exec_worker", None)
+    deadline = time.monotonic() + 10
+    while worker is not None and getattr(worker, "env", None) is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     reason = getattr(_stop_reason, "value", None)
     if execution is None or reason is None:
         return _original_machine_stop(self, execution_arn)

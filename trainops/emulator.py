@@ -56,7 +56,10 @@ def serve(
                 f"or --endpoint-url {emulator.endpoint_url}"
             )
         print("ready", flush=True)
-        stop.wait()
+        # A process-directed signal may land on any thread, and a lock wait without a timeout
+        # is not interrupted then: wake up to let the main thread run the handler.
+        while not stop.wait(0.5):
+            pass
         note("stopping: running jobs are stopped, the emulator shuts down")
     return 0
 

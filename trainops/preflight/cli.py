@@ -1,0 +1,64 @@
+"""`trainops preflight` on the command line: one line per finding (or --json), exit 1 on any
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from infra import config as rules
+from trainops.aws import Aws, stack_outputs
+from trainops.preflight.checks import all_checks
+from trainops.preflight.findings import Target
+from trainops.run_input import RunDefaults
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    if args.instance_type is not None:
+        rules.validate_instance_type(args.instance_type)
+    if args.instance_count is not None:
+        rules.validate_instance_count(args.instance_count)
+    aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
+    outputs = stack_outputs(aws, args.stack_name)
+    defaults = RunDefaults.of_stack(outputs)
+    target = Target(
+        args.instance_type or defaults.instance_type,
+        args.instance_count if args.instance_count is not None else defaults.instance_count,
+        defaults.spot if args.spot is None else args.spot,
+    )
+    findings = all_checks(aws, outputs, defaults, target)
+    failed = sum(not f.ok for f in findings)
+    if args.json:
+        summary = {
+            "stack_name": args.stack_name,
+            "region": aws.region,
+            **asdict(target),
+            "ok": not failed,
+            "findings": [f.to_json() for f in findings],
+        }
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        for finding in findings:
+            print(finding.line())
+        run = f"{target.instance_count} x {target.instance_type} {target.market}"
+        verdict = f"{failed} of {len(findings)} checks failed" if failed else "all checks passed"
+        print(f"preflight {args.stack_name} ({aws.region}, {run}): {verdict}")
+    return 1 if failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    # trainops.commands imports this package (start's gate): its helpers are imported here.
+    from trainops.commands import _common, _guarded
+
+    p = sub.add_parser(
+        "preflight", help="check quotas, network and compatibility before a run costs anything"
+    )
+    _common(p)
+    p.add_argument("--instance-type", help="default: the deployed stack's")
+    p.add_argument("--instance-count", type=int, help="default: the deployed stack's")
+    p.add_argument(
+        "--spot", action=argparse.BooleanOptionalAction, default=None, help="default: the stack's"
+    )
+    p.set_defaults(handler=_guarded(cmd_preflight))
