@@ -8,6 +8,10 @@ Each patch is one documented gap, nothing more:
   code, which expects the API's `{TagKey, TagValue}` and fails with KeyError.
 - AWS::SageMaker::ModelPackageGroup is not a CloudFormation type moto knows (it skips it):
   here it creates the group through moto's SageMaker backend, as CloudFormation would.
+- Security group egress: moto ignores a group's inline SecurityGroupEgress (so EC2's default
+  allow-all egress stays, which CloudFormation removes) and skips AWS::EC2::SecurityGroupEgress;
+  here the inline rules replace the default and each egress resource is authorized, so the
+  emulated group has the rules the template gives it on AWS.
 - VPC flow logs to S3 may name a folder (`arn:aws:s3:::bucket/prefix/`); moto looks the whole
   `bucket/prefix/` up as a bucket name, finds none, and fails the stack.
 """
@@ -24,6 +28,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation.custom_model import CustomModel
 from moto.core.common_models import CloudFormationModel
 from moto.ec2.models.flow_logs import FlowLogsBackend
+from moto.ec2.models.security_groups import SecurityGroup
 from moto.kms.models import Key
 
 _original_kms_create = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -120,6 +125,86 @@ def _custom_from_cfn(
     return resource
 
 
+def _egress_arguments(rule: dict[str, Any]) -> dict[str, Any]:
+    """An egress rule as moto's authorize/revoke arguments."""
+    out: dict[str, Any] = {
+        "ip_protocol": str(rule["IpProtocol"]),
+        "from_port": rule.get("FromPort"),
+        "to_port": rule.get("ToPort"),
+        "ip_ranges": [],
+        "source_groups": [],
+        "prefix_list_ids": [],
+    }
+    if rule.get("CidrIp"):
+        out["ip_ranges"] = [{"CidrIp": rule["CidrIp"], "Description": rule.get("Description")}]
+    if rule.get("DestinationSecurityGroupId"):
+        out["source_groups"] = [{"GroupId": rule["DestinationSecurityGroupId"]}]
+    if rule.get("DestinationPrefixListId"):
+        out["prefix_list_ids"] = [{"PrefixListId": rule["DestinationPrefixListId"]}]
+    return out
+
+
+_original_group_create = SecurityGroup.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _group_from_cfn(
+    cls: type,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> SecurityGroup:
+    from moto.ec2.models import ec2_backends
+
+    group = _original_group_create(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    inline = cloudformation_json.get("Properties", {}).get("SecurityGroupEgress")
+    if inline:
+        backend = ec2_backends[account_id][region_name]
+        backend.revoke_security_group_egress(group.id, "-1", None, None, [{"CidrIp": "0.0.0.0/0"}])
+        for rule in inline:
+            backend.authorize_security_group_egress(group.id, **_egress_arguments(rule))
+    return group
+
+
+class SecurityGroupEgressResource(CloudFormationModel):
+    """AWS::EC2::SecurityGroupEgress: one rule authorized on its group."""
+
+    def __init__(self, group_id: str, properties: dict[str, Any]) -> None:
+        self.group_id = group_id
+        self.properties = properties
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::EC2::SecurityGroupEgress"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> SecurityGroupEgressResource:
+        from moto.ec2.models import ec2_backends
+
+        props = cloudformation_json["Properties"]
+        backend = ec2_backends[account_id][region_name]
+        backend.authorize_security_group_egress(props["GroupId"], **_egress_arguments(props))
+        return cls(props["GroupId"], props)
+
+    @property
+    def physical_resource_id(self) -> str:
+        return f"{self.group_id}-egress"
+
+
 class ModelPackageGroupResource(CloudFormationModel):
     """AWS::SageMaker::ModelPackageGroup: Ref and GetAtt ModelPackageGroupArn give the ARN."""
 
@@ -174,5 +259,6 @@ def install() -> None:
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
     CustomModel.create_from_cloudformation_json = classmethod(_custom_from_cfn)  # type: ignore[method-assign]
+    SecurityGroup.create_from_cloudformation_json = classmethod(_group_from_cfn)  # type: ignore[method-assign]
     FlowLogsBackend.create_flow_logs = _create_flow_logs  # type: ignore[method-assign]
     Key.create_from_cloudformation_json = classmethod(_kms_key_from_cfn)  # type: ignore[method-assign]
