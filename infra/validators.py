@@ -1,0 +1,322 @@
+"""The rules each cluster and stack setting is checked with, at synth and in the operator CLI.
+
+Each validator takes a raw value (a cdk.json value or a `-c` string) and returns the typed one,
+or raises ConfigError with one line: key, value, what is allowed. infra/config.py applies them
+to the whole TrainingConfig; `trainops start` and `trainops.sdk` apply them to one run's input.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import zoneinfo
+from collections.abc import Mapping
+from typing import Any
+
+from infra.instance_types import (
+    _NEURON_FAMILIES,
+    MIN_FRAMEWORK_VERSION,
+    SMDDP_FRAMEWORK_RANGE,
+    SMDDP_INSTANCE_TYPES,
+    gpus_per_instance,
+    instance_family,
+    pytorch_training_images,
+    training_instance_types,
+)
+from training import contract
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message is one line: key, value, what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:45] + "..." + shown[-10:]
+        super().__init__(f"{key}={shown}: {allowed}")
+
+
+# --- Limits (SageMaker / Scheduler / CloudFormation) -------------------------------------------
+CONTEXT_KEY = "training"  # cdk.json context object; overrides are `-c training.<field>=<value>`
+MAX_INSTANCE_COUNT = 64  # a typo guard (20 for 2); same as infra.execution_input
+MAX_RUNTIME_S = 28 * 24 * 3600  # SageMaker's 28-day ceiling for MaxRuntime / MaxWait
+MAX_KEEP_ALIVE_S = 3600  # warm-pool KeepAlivePeriodInSeconds ceiling
+MAX_VOLUME_GB = 16384
+MAX_HYPERPARAMETERS = 100  # CreateTrainingJob.HyperParameters entries, all included
+#: sagemaker_* framework parameters the workflow adds to every job (program, submit directory,
+#: region, container log level, job name, launcher flag, instance type, one spare).
+RESERVED_HYPERPARAMETERS = 8
+MAX_USER_HYPERPARAMETERS = MAX_HYPERPARAMETERS - RESERVED_HYPERPARAMETERS
+MAX_HYPERPARAMETER_LEN = 256
+JOB_NAME_MAX_LEN = 63
+#: The workflow names jobs `<prefix>-<suffix>`; the suffix (execution + attempt) gets the rest.
+JOB_NAME_PREFIX_MAX_LEN = 24
+JOB_NAME_SUFFIX_MAX_LEN = JOB_NAME_MAX_LEN - JOB_NAME_PREFIX_MAX_LEN - 1
+MAX_CAPACITY_RETRIES = 10
+MAX_FLEXIBLE_WINDOW_MIN = 1440
+MIN_AZS, MAX_AZS = 2, 4
+SUBNET_PREFIX = 20  # each private subnet is a /20 (4091 usable addresses: EFA ENIs add up)
+MAX_TAGS = 50
+MAX_RETENTION_DAYS = 3650
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(key, value, allowed)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+# --- Public validators (also used by the operator CLI for its overrides) -------------------------
+def validate_instance_type(value: Any) -> str:
+    key = "instance_type"
+    if not isinstance(value, str) or not re.fullmatch(r"ml\.[a-z0-9-]+\.[a-z0-9]+", value):
+        raise _fail(key, value, "expected a SageMaker instance type like ml.p4d.24xlarge")
+    if value not in training_instance_types():
+        raise _fail(key, value, "not a SageMaker training instance type (botocore's API model)")
+    if instance_family(value) in _NEURON_FAMILIES:
+        raise _fail(key, value, "Trainium/Inferentia need the Neuron DLC; use a GPU or CPU type")
+    return value
+
+
+def validate_instance_count(value: Any) -> int:
+    value = _as_int("instance_count", value)
+    if not 1 <= value <= MAX_INSTANCE_COUNT:
+        raise _fail("instance_count", value, f"expected an integer from 1 to {MAX_INSTANCE_COUNT}")
+    return value
+
+
+def resolve_backend(backend: Any, instance_type: str, instance_count: int) -> str:
+    """smddp | torchrun | none; `auto` = smddp on SMDDP instances, none for one single-device
+    instance, torchrun otherwise. Raises for combinations that cannot run."""
+    key = "backend"
+    allowed = (*contract.BACKENDS, "auto")
+    if backend not in allowed:
+        raise _fail(key, backend, f"expected one of {', '.join(allowed)}")
+    devices = gpus_per_instance(instance_type)
+    if backend == "auto":
+        if instance_type in SMDDP_INSTANCE_TYPES:
+            return "smddp"
+        return "none" if instance_count == 1 and devices <= 1 else "torchrun"
+    if backend == "smddp" and instance_type not in SMDDP_INSTANCE_TYPES:
+        hint = " (SMDDP does not support P5: use backend=torchrun)" if "p5" in instance_type else ""
+        raise _fail(
+            key,
+            backend,
+            f"smddp runs only on {', '.join(SMDDP_INSTANCE_TYPES)}, not {instance_type}{hint}",
+        )
+    if backend == "none" and instance_count > 1:
+        raise _fail(key, backend, "none runs one node only; use torchrun for instance_count > 1")
+    return backend
+
+
+def validate_framework(framework_version: Any, py_version: Any, backend: str) -> tuple[str, str]:
+    """Resolve `auto` and check (framework_version, py_version) against the published DLCs and,
+    for smddp, the SMDDP matrix (PyTorch DLC 2.0.1-2.3.0)."""
+    images = pytorch_training_images()
+    versions = images["versions"]
+    low, high = SMDDP_FRAMEWORK_RANGE
+    if framework_version == "auto":
+        newest = max(versions, key=_version_tuple)
+        framework_version = high if backend == "smddp" else newest
+    framework_version = images["version_aliases"].get(framework_version, framework_version)
+    supported = sorted(
+        (v for v in versions if _version_tuple(v) >= _version_tuple(MIN_FRAMEWORK_VERSION)),
+        key=_version_tuple,
+    )
+    if framework_version not in supported:
+        raise _fail(
+            "framework_version",
+            framework_version,
+            f"expected a PyTorch training DLC version from {supported[0]} to {supported[-1]}"
+            " (sagemaker-core image data) or auto",
+        )
+    if backend == "smddp" and not (
+        _version_tuple(low) <= _version_tuple(framework_version) <= _version_tuple(high)
+    ):
+        raise _fail(
+            "framework_version",
+            framework_version,
+            f"SMDDP ships only in PyTorch DLCs {low} to {high}; use backend=torchrun for newer",
+        )
+    py_versions = versions[framework_version]["py_versions"]
+    if py_version == "auto":
+        py_version = max(py_versions, key=lambda p: int(p[2:]))
+    if py_version not in py_versions:
+        raise _fail(
+            "py_version",
+            py_version,
+            f"PyTorch {framework_version} DLCs exist for {', '.join(py_versions)} only",
+        )
+    return framework_version, py_version
+
+
+def validate_spot(spot: Any, max_runtime: Any, max_wait: Any) -> tuple[bool, int, int]:
+    spot = _as_bool("spot", spot)
+    max_runtime = _as_int("max_runtime_s", max_runtime)
+    max_wait = _as_int("max_wait_s", max_wait)
+    if not 1 <= max_runtime <= MAX_RUNTIME_S:
+        raise _fail(
+            "max_runtime_s", max_runtime, f"expected seconds from 1 to {MAX_RUNTIME_S} (28 days)"
+        )
+    if spot:
+        if not max_runtime < max_wait <= MAX_RUNTIME_S:
+            raise _fail(
+                "max_wait_s",
+                max_wait,
+                f"with spot=true expected max_runtime_s ({max_runtime}) < max_wait_s"
+                f" <= {MAX_RUNTIME_S}",
+            )
+    elif max_wait != 0:
+        raise _fail("max_wait_s", max_wait, "only with spot=true; expected 0 without spot")
+    return spot, max_runtime, max_wait
+
+
+def validate_keep_alive(value: Any, spot: bool) -> int:
+    value = _as_int("keep_alive_s", value)
+    if not 0 <= value <= MAX_KEEP_ALIVE_S:
+        raise _fail("keep_alive_s", value, f"expected seconds from 0 to {MAX_KEEP_ALIVE_S}")
+    if value and spot:
+        raise _fail("keep_alive_s", value, "warm pools cannot be used with spot; expected 0")
+    return value
+
+
+_MON = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DOW = "SUN|MON|TUE|WED|THU|FRI|SAT"
+
+
+def _cron_field(atom: str, extra: str = "") -> re.Pattern[str]:
+    item = rf"(?:\*|{atom}(?:-{atom})?)(?:/\d+)?{extra}"
+    return re.compile(rf"{item}(?:,{item})*")
+
+
+_CRON_FIELDS = (
+    ("minutes", _cron_field(r"(?:[0-5]?\d)")),
+    ("hours", _cron_field(r"(?:[01]?\d|2[0-3])")),
+    (
+        "day-of-month",
+        re.compile(
+            r"\?|L|LW|(?:[1-9]|[12]\d|3[01])W|" + _cron_field(r"(?:[1-9]|[12]\d|3[01])").pattern
+        ),
+    ),
+    ("month", _cron_field(rf"(?:[1-9]|1[0-2]|{_MON})")),
+    (
+        "day-of-week",
+        re.compile(r"\?|[1-7]L|[1-7]#[1-5]|" + _cron_field(rf"(?:[1-7]|{_DOW})").pattern),
+    ),
+    ("year", _cron_field(r"(?:19[7-9]\d|2[01]\d\d)")),
+)
+
+
+def validate_schedule(value: Any) -> str | None:
+    """`cron(m h dom mon dow y)` (EventBridge Scheduler syntax) or off/none -> None."""
+    key = "schedule_cron"
+    if value is None or (isinstance(value, str) and value.lower() in ("off", "none", "")):
+        return None
+    allowed = "expected cron(minutes hours day-of-month month day-of-week year) or off"
+    match = re.fullmatch(r"cron\((.*)\)", value) if isinstance(value, str) else None
+    if not match:
+        raise _fail(key, value, allowed)
+    parts = match.group(1).split()
+    if len(parts) != 6:
+        raise _fail(key, value, f"{allowed}; got {len(parts)} fields, need 6")
+    for (name, pattern), part in zip(_CRON_FIELDS, parts, strict=True):
+        if not pattern.fullmatch(part.upper()):
+            raise _fail(key, value, f"{name} field {part!r} is not valid cron syntax")
+    if (parts[2] == "?") == (parts[4] == "?"):
+        raise _fail(key, value, "exactly one of day-of-month and day-of-week must be ?")
+    return value
+
+
+def validate_timezone(value: Any) -> str:
+    if not isinstance(value, str) or value not in zoneinfo.available_timezones():
+        raise _fail("schedule_timezone", value, "expected an IANA time zone like Europe/Berlin")
+    return value
+
+
+def validate_email(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.lower() in ("", "off", "none")):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", value
+    ):
+        raise _fail("notification_email", value, "expected an e-mail address or none")
+    return value
+
+
+def validate_network(vpc_cidr: Any, max_azs: Any) -> tuple[str, int]:
+    max_azs = _as_int("max_azs", max_azs)
+    if not MIN_AZS <= max_azs <= MAX_AZS:
+        raise _fail("max_azs", max_azs, f"expected {MIN_AZS} to {MAX_AZS} availability zones")
+    widest = SUBNET_PREFIX - math.ceil(math.log2(max_azs))
+    allowed = f"expected a private IPv4 network /16 to /{widest} (a /{SUBNET_PREFIX} per AZ)"
+    try:
+        network = ipaddress.IPv4Network(vpc_cidr, strict=True)
+    except (ValueError, TypeError):
+        raise _fail("vpc_cidr", vpc_cidr, allowed) from None
+    if not 16 <= network.prefixlen <= widest or not network.is_private:
+        raise _fail("vpc_cidr", vpc_cidr, allowed)
+    return str(network), max_azs
+
+
+def validate_tags(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or len(value) > MAX_TAGS:
+        raise _fail("tags", value, f"expected an object of at most {MAX_TAGS} string tags")
+    pattern = re.compile(r"[\w .:/=+\-@]*")
+    for k, v in value.items():
+        if not isinstance(k, str) or not 1 <= len(k) <= 128 or not pattern.fullmatch(k):
+            raise _fail("tags", k, "expected tag keys of 1-128 letters, digits, spaces, _.:/=+-@")
+        if k.lower().startswith("aws:"):
+            raise _fail(f"tags.{k}", v, "tag keys starting with aws: are reserved by AWS")
+        if not isinstance(v, str) or len(v) > 256 or not pattern.fullmatch(v):
+            raise _fail(f"tags.{k}", v, "expected a string of 0-256 letters, digits, _.:/=+-@")
+    return dict(value)
+
+
+def validate_job_name_prefix(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= JOB_NAME_PREFIX_MAX_LEN
+        or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", value)
+    ):
+        raise _fail(
+            "job_name_prefix",
+            value,
+            f"expected 1-{JOB_NAME_PREFIX_MAX_LEN} letters, digits and inner hyphens (job names"
+            f" are <prefix>-<suffix>, at most {JOB_NAME_MAX_LEN} characters)",
+        )
+    return value
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _fail(key, value, "expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise _fail(key, value, "expected an integer")
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _fail(key, value, "expected true or false")
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(key, value, f"expected one of {', '.join(choices)}")
+    return value
+
+
+def _range(key: str, value: Any, low: int, high: int, unit: str = "") -> int:
+    value = _as_int(key, value)
+    if not low <= value <= high:
+        raise _fail(key, value, f"expected an integer from {low} to {high}{unit}")
+    return value
