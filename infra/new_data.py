@@ -19,12 +19,12 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import execution_input as ei
 from infra.config import TrainingConfig
+from infra.dead_letter import dead_letter_queue
 from infra.outcomes import allow_eventbridge_to_encrypt
 
 #: The input a new-data run starts with (the schedule sends {"trigger": "schedule"}).
@@ -49,20 +49,7 @@ class NewDataTrigger(Construct):
         cfn_bucket.add_property_override(
             "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        cdk.Validations.of(self.dead_letter_queue).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is the new-data rule's dead-letter queue; it needs none.",
-            )
-        )
+        self.dead_letter_queue = dead_letter_queue(self, key, "new-data rule")
         self.rule = events.Rule(
             self,
             "Rule",

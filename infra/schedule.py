@@ -12,11 +12,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import TrainingConfig
+from infra.dead_letter import dead_letter_queue
 
 #: The execution input of every scheduled run (the workflow merges it over its defaults).
 SCHEDULED_INPUT: dict[str, str] = {"trigger": "schedule"}
@@ -41,21 +41,7 @@ class RetrainingSchedule(Construct):
             raise ValueError(
                 "RetrainingSchedule needs config.schedule_cron (the stack skips it when off)"
             )
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
-        # The DLQ is itself the end of the line: a DLQ for it would never be read.
-        cdk.Validations.of(self.dead_letter_queue).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is the schedule's dead-letter queue; it needs none of its own.",
-            )
-        )
+        self.dead_letter_queue = dead_letter_queue(self, key, "schedule")
         self.role = iam.Role(
             self,
             "Role",

@@ -12,6 +12,8 @@ Each patch is one documented gap, nothing more:
   allow-all egress stays, which CloudFormation removes) and skips AWS::EC2::SecurityGroupEgress;
   here the inline rules replace the default and each egress resource is authorized, so the
   emulated group has the rules the template gives it on AWS.
+- A bucket's NotificationConfiguration.EventBridgeConfiguration is ignored (moto applies it only
+  through the S3 API): applied here, so the bucket sends its events to EventBridge.
 - VPC flow logs to S3 may name a folder (`arn:aws:s3:::bucket/prefix/`); moto looks the whole
   `bucket/prefix/` up as a bucket name, finds none, and fails the stack.
 """
@@ -30,6 +32,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.ec2.models.flow_logs import FlowLogsBackend
 from moto.ec2.models.security_groups import SecurityGroup
 from moto.kms.models import Key
+from moto.s3.models import FakeBucket, s3_backends
 
 _original_kms_create = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
@@ -205,6 +208,27 @@ class SecurityGroupEgressResource(CloudFormationModel):
         return f"{self.group_id}-egress"
 
 
+_original_bucket_from_cfn = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _bucket_from_cfn(
+    cls: type,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> FakeBucket:
+    bucket = _original_bucket_from_cfn(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    config = cloudformation_json.get("Properties", {}).get("NotificationConfiguration", {})
+    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        backend = s3_backends[account_id]["aws"]
+        backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
+    return bucket
+
+
 class ModelPackageGroupResource(CloudFormationModel):
     """AWS::SageMaker::ModelPackageGroup: Ref and GetAtt ModelPackageGroupArn give the ARN."""
 
@@ -260,5 +284,6 @@ def install() -> None:
         cached.cache_clear()
     CustomModel.create_from_cloudformation_json = classmethod(_custom_from_cfn)  # type: ignore[method-assign]
     SecurityGroup.create_from_cloudformation_json = classmethod(_group_from_cfn)  # type: ignore[method-assign]
+    FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[method-assign]
     FlowLogsBackend.create_flow_logs = _create_flow_logs  # type: ignore[method-assign]
     Key.create_from_cloudformation_json = classmethod(_kms_key_from_cfn)  # type: ignore[method-assign]

@@ -9,8 +9,6 @@
   (EventBridge names it with a fresh id), SNS targets publish the transformed message.
 - StopExecution's error and cause are dropped by moto's handler (it stops with ""): kept here,
   so the execution and its status-change event say why it was aborted.
-- A bucket created by CloudFormation with NotificationConfiguration.EventBridgeConfiguration
-  sends its events to EventBridge (moto applies that only through the S3 API).
 
 Roles on targets are not evaluated (moto enforces no IAM); the rules' patterns are moto's.
 """
@@ -27,7 +25,6 @@ from typing import Any
 import boto3
 from moto import settings
 from moto.events.models import Rule, events_backends
-from moto.s3.models import FakeBucket, s3_backends
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -40,7 +37,6 @@ _original_send = Rule.send_to_targets
 _original_terminated = BaseExecutionWorkerCommunication.terminated
 _original_stop_response = StepFunctionResponse.stop_execution
 _stop_reason = threading.local()
-_original_bucket_from_cfn = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
 
 def _client(service: str, region: str) -> Any:
@@ -161,24 +157,6 @@ def _terminated(self: BaseExecutionWorkerCommunication) -> None:
         LOG.exception("status-change event of %s not sent", execution.exec_arn)
 
 
-def _bucket_from_cfn(
-    cls: type,
-    resource_name: str,
-    cloudformation_json: Any,
-    account_id: str,
-    region_name: str,
-    **kwargs: Any,
-) -> FakeBucket:
-    bucket = _original_bucket_from_cfn(
-        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
-    )
-    config = cloudformation_json.get("Properties", {}).get("NotificationConfiguration", {})
-    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
-        backend = s3_backends[account_id]["aws"]
-        backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
-    return bucket
-
-
 def _stop_execution_response(self: StepFunctionResponse) -> Any:
     _stop_reason.value = (self._get_param("error") or "", self._get_param("cause") or "")
     try:
@@ -213,6 +191,5 @@ def install() -> None:
     """Apply the deliveries (idempotent)."""
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     BaseExecutionWorkerCommunication.terminated = _terminated  # type: ignore[method-assign]
-    FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[method-assign]
     StepFunctionResponse.stop_execution = _stop_execution_response  # type: ignore[method-assign]
     StateMachine.stop_execution = _machine_stop_execution  # type: ignore[method-assign]

@@ -15,9 +15,10 @@ from typing import Any
 from infra.config import ConfigError, TrainingConfig
 from infra.execution_input import ExecutionInputError
 from trainops import cost, preflight, progress, runs
-from trainops.aws import Aws, StackNotFound, stack_outputs
+from trainops.aws import Aws, stack_outputs
+from trainops.cli_args import add_common, guarded
 from trainops.run_input import RunDefaults, check_with_synth_rules, local_config
-from trainops.task_check import TaskCheckError, check_task
+from trainops.task_check import check_task
 
 
 def build_input(
@@ -139,32 +140,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack-name", default="SageMakerTraining", help="deployed stack")
-    parser.add_argument("--region", help="AWS region (default: from the environment)")
-    parser.add_argument(
-        "--endpoint-url", help="talk to an emulator here (env TRAINOPS_ENDPOINT_URL)"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _guarded(handler):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (ExecutionInputError, ConfigError, TaskCheckError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except (StackNotFound, LookupError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("start", help="start a training run (validated before anything is sent)")
-    _common(p)
+    add_common(p)
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--instance-type")
     p.add_argument("--instance-count", type=int)
@@ -181,21 +159,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--watch", action="store_true", help="follow it until it ends")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
-    p.set_defaults(handler=_guarded(cmd_start))
+    p.set_defaults(handler=guarded(cmd_start))
 
     p = sub.add_parser("watch", help="follow a run: state, job status, metrics, then the outcome")
-    _common(p)
+    add_common(p)
     p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
-    p.set_defaults(handler=_guarded(cmd_watch))
+    p.set_defaults(handler=guarded(cmd_watch))
 
     p = sub.add_parser("list", help="recent runs with status, duration and result")
-    _common(p)
+    add_common(p)
     p.add_argument("--limit", type=int, default=10)
-    p.set_defaults(handler=_guarded(cmd_list))
+    p.set_defaults(handler=guarded(cmd_list))
 
     p = sub.add_parser("stop", help="stop a run: its training job and its execution")
-    _common(p)
+    add_common(p)
     p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
     p.add_argument("--cause", default="stopped by operator")
-    p.set_defaults(handler=_guarded(cmd_stop))
+    p.set_defaults(handler=guarded(cmd_stop))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trainops.aws import Aws, stack_outputs
+from trainops.cli_args import add_common, guarded
 from trainops.pricing import PriceError, PriceTable, load
 from trainops.run_input import RunDefaults
 
@@ -333,33 +333,15 @@ def _positive_number(what: str, value: Any, example: str) -> None:
         )
 
 
-def _guarded(handler: Any) -> Any:
-    from trainops.commands import _guarded as guarded_common
-
-    inner = guarded_common(handler)
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return inner(args)
-        except (PriceError, CostInputError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    # trainops.commands will import this module (start's cost line): import its helpers here.
-    from trainops.commands import _common
-
     p = sub.add_parser(
         "cost", help="upper bound and expected cost of a run, on-demand vs spot (pinned prices)"
     )
-    _common(p)
+    add_common(p)
     p.add_argument("--instance-type", help="default: the deployed stack's")
     p.add_argument("--instance-count", type=int, help="default: the deployed stack's")
     p.add_argument(
         "--spot", action=argparse.BooleanOptionalAction, default=None, help="default: the stack's"
     )
     p.add_argument("--max-runtime-s", type=float, help="MaxRuntimeInSeconds (default: the stack's)")
-    p.set_defaults(handler=_guarded(cmd_cost))
+    p.set_defaults(handler=guarded(cmd_cost, PriceError, CostInputError))

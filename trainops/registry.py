@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from infra import outputs as output_names
 from trainops.aws import Aws, StackNotFound, stack_outputs
+from trainops.cli_args import add_common, guarded
 
 METRIC_TAG = "metric:"
 STATUSES = {"approve": "Approved", "reject": "Rejected"}
 
 
 class RegistryError(LookupError):
-    """A version or group that does not exist: one line with the fix."""
+    """A version or group that does not exist: one line with the fix (exit 1)."""
 
 
 @dataclass
@@ -136,31 +135,18 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(handler: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (RegistryError, StackNotFound) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    from trainops.commands import _common
-
     p = sub.add_parser("models", help="registered model versions, newest first, with metrics")
-    _common(p)
+    add_common(p)
     p.add_argument("--limit", type=int, default=20)
-    p.set_defaults(handler=_guarded(cmd_models))
+    p.set_defaults(handler=guarded(cmd_models))
 
     p = sub.add_parser("approve", help="approve (or --reject) a registered model version")
-    _common(p)
+    add_common(p)
     p.add_argument("version", type=_version, help="the version number (`trainops models`)")
     p.add_argument("--reject", action="store_true", help="reject it instead")
     p.add_argument("--reason", default="reviewed with trainops", help="ApprovalDescription")
-    p.set_defaults(handler=_guarded(cmd_approve))
+    p.set_defaults(handler=guarded(cmd_approve))
 
 
 def _version(text: str) -> int:

@@ -50,19 +50,23 @@ def local_config(path: Path = CDK_JSON) -> TrainingConfig:
 
 
 def check_with_synth_rules(
-    data: dict[str, Any], config: TrainingConfig | RunDefaults | None
+    data: dict[str, Any],
+    config: TrainingConfig | RunDefaults | None,
+    *,
+    hp_label: str = "--hp",
 ) -> None:
     """The rules synth applies to cdk.json, applied to one run's input (one line each).
 
     Without `config` only the checks that need no stack run; with it (the deployed stack's
-    defaults) the rules that depend on it too: SMDDP instance types, spot limits.
+    defaults) the rules that depend on it too: SMDDP instance types, spot limits. `hp_label`
+    is how the caller's user wrote a hyperparameter (`--hp` on the CLI).
     """
     try:
         for key, value in data.get("hyperparameters", {}).items():
             if key not in contract.HYPERPARAMETERS and not contract.is_override_key(key):
                 known = ", ".join(sorted(contract.HYPERPARAMETERS))
                 raise ExecutionInputError(
-                    f"--hp {key}={value}: the training script has no hyperparameter {key!r}; "
+                    f"{hp_label} {key}={value}: the training script has no hyperparameter {key!r}; "
                     f"known: {known}, or a config override like model.init_args.<name>"
                 )
             rules.validate_hyperparameter(key, value)

@@ -180,6 +180,41 @@ class E2eStack:
                 time.sleep(0.2)
 
 
+def invalid_requests(calls: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """What botocore's API models say is wrong with each captured call ([] when all are valid)."""
+    from localaws.api_model import validate_request
+
+    problems = []
+    for service, operation, params in calls:
+        try:
+            validate_request(service, operation, params)
+        except ValueError as exc:
+            problems.append(f"{service}.{operation}: {exc}")
+    return problems
+
+
+def run_cli(
+    stack: E2eStack, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str, str]:
+    """`trainops <argv[0]> --stack-name ... --endpoint-url ... <argv[1:]>` in this process:
+    (exit code, stdout, stderr) of that command alone."""
+    from trainops import cli
+
+    capsys.readouterr()
+    code = cli.main(
+        [
+            *argv[:1],
+            "--stack-name",
+            stack.outputs.stack_name,
+            "--endpoint-url",
+            stack.emulator.endpoint_url,
+            *argv[1:],
+        ]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def group_alive(pid: int) -> bool:
     try:
         os.killpg(pid, 0)

@@ -12,21 +12,16 @@ import json
 
 import pytest
 
-from localaws.api_model import validate_request
-from trainops import cli, pricing, runs
+from trainops import pricing, runs
 from trainops.run_input import RunDefaults
 
-from .conftest import STACK_NAME, E2eStack
+from .conftest import E2eStack, invalid_requests, run_cli
 
 pytestmark = [pytest.mark.slow]
 
 
 def _cost(stack: E2eStack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    capsys.readouterr()
-    code = cli.main(
-        ["cost", "--stack-name", STACK_NAME, "--endpoint-url", stack.emulator.endpoint_url, *argv]
-    )
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(stack, capsys, "cost", *argv)
     assert code == 0, err
     return code, out
 
@@ -87,10 +82,4 @@ def test_cost_of_the_deployed_stack_before_and_after_a_comparable_run(
         ("sagemaker", "ListTrainingJobs"),
         ("sagemaker", "DescribeTrainingJob"),
     }, sorted(sent)
-    problems = []
-    for service, operation, params in operator_calls:
-        try:
-            validate_request(service, operation, params)
-        except ValueError as exc:
-            problems.append(str(exc))
-    assert problems == []
+    assert invalid_requests(operator_calls) == []

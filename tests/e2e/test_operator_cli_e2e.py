@@ -12,29 +12,12 @@ import json
 
 import pytest
 
-from localaws.api_model import validate_request
-from trainops import cli, runs
+from trainops import runs
 from trainops.demo import upload_default_dataset
 
-from .conftest import E2eStack, processes_gone
+from .conftest import E2eStack, invalid_requests, processes_gone, run_cli
 
 pytestmark = [pytest.mark.slow]
-
-
-def _cli(stack: E2eStack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main(
-        [
-            *argv[:1],
-            "--stack-name",
-            stack.outputs.stack_name,
-            "--endpoint-url",
-            stack.emulator.endpoint_url,
-            *argv[1:],
-        ]
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.timeout(150)
@@ -45,7 +28,7 @@ def test_cli_requests_match_the_api_models_and_output_parses(
     tmp_path,
 ) -> None:
     # start --watch --json: every line is JSON, the last one the final state.
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         stack,
         capsys,
         "start",
@@ -75,32 +58,32 @@ def test_cli_requests_match_the_api_models_and_output_parses(
     name = final["name"]
 
     # watch (plain) on the finished run: the outcome with status and val_acc.
-    code, out, _ = _cli(stack, capsys, "watch", name, "--interval", "0.5")
+    code, out, _ = run_cli(stack, capsys, "watch", name, "--interval", "0.5")
     assert code == 0
     assert f"execution  {name}: SUCCEEDED" in out
     assert f"val_acc    {final['metrics']['val_acc']:.4f}" in out
 
     # list, plain and JSON.
-    code, out, _ = _cli(stack, capsys, "list", "--limit", "5")
+    code, out, _ = run_cli(stack, capsys, "list", "--limit", "5")
     assert code == 0
     header, *rows = out.splitlines()
     assert header.split() == ["NAME", "STATUS", "SECONDS", "ATTEMPTS", "RESULT"]
     row = next(r for r in rows if r.startswith(name))
     assert row.split()[1] == "SUCCEEDED"
     assert f"val_acc={final['metrics']['val_acc']:.4f}" in row
-    code, out, _ = _cli(stack, capsys, "list", "--limit", "5", "--json")
+    code, out, _ = run_cli(stack, capsys, "list", "--limit", "5", "--json")
     listed = json.loads(out)
     assert code == 0 and listed[0]["execution_arn"] == arn
     assert listed[0]["metrics"]["val_acc"] == final["metrics"]["val_acc"]
 
     # start a long run, then `stop` (the latest run): job Stopped, execution ABORTED.
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         stack, capsys, "start", "--hp", "epochs=1000", "--instance-count", "1", "--json"
     )
     assert code == 0
     long_arn = json.loads(out)["executionArn"]
     job_name = stack.wait_for_job(long_arn, "Training")
-    code, out, _ = _cli(stack, capsys, "stop", "--json")
+    code, out, _ = run_cli(stack, capsys, "stop", "--json")
     assert code == 0
     assert json.loads(out)["execution_arn"] == long_arn
     assert stack.wait(long_arn, timeout_s=30)["status"] == "ABORTED"
@@ -133,13 +116,7 @@ def test_cli_requests_match_the_api_models_and_output_parses(
         ("logs", "GetLogEvents"),
         ("s3", "PutObject"),
     } <= sent, sorted(sent)
-    problems = []
-    for service, operation, params in operator_calls:
-        try:
-            validate_request(service, operation, params)
-        except ValueError as exc:
-            problems.append(str(exc))
-    assert problems == []
+    assert invalid_requests(operator_calls) == []
 
 
 @pytest.mark.timeout(30)
@@ -162,7 +139,7 @@ def test_cli_start_rejects_bad_overrides_before_sending_anything(
     mentions: str,
 ) -> None:
     before = len(stack.emulator.sagemaker.requests)
-    code, out, err = _cli(stack, capsys, "start", *args)
+    code, out, err = run_cli(stack, capsys, "start", *args)
     assert code == 2
     assert out == ""
     assert err.startswith("error: ") and err.count("\n") == 1, err
@@ -175,7 +152,7 @@ def test_cli_start_rejects_bad_overrides_before_sending_anything(
 def test_cli_start_accepts_the_instance_type_the_deployed_stack_runs_on(
     stack: E2eStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _cli(
+    code, out, err = run_cli(
         stack, capsys, "start", "--instance-type", "ml.m5.xlarge", "--hp", "epochs=1", "--json"
     )
     if code == 0:

@@ -17,10 +17,9 @@ import pytest
 
 from infra import outputs as names
 from localaws import service_quotas
-from localaws.api_model import validate_request
-from trainops import cli, preflight, runs
+from trainops import preflight, runs
 
-from .conftest import E2eStack
+from .conftest import E2eStack, invalid_requests, run_cli
 
 pytestmark = [pytest.mark.slow]
 
@@ -34,22 +33,6 @@ CHECKS = [
     "image",
 ]
 M5 = "ml.m5.xlarge"
-
-
-def _cli(stack: E2eStack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main(
-        [
-            *argv[:1],
-            "--stack-name",
-            stack.outputs.stack_name,
-            "--endpoint-url",
-            stack.emulator.endpoint_url,
-            *argv[1:],
-        ]
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _findings(out: str) -> dict[str, str]:
@@ -142,7 +125,7 @@ def test_preflight_passes_on_the_deployed_demo_stack(
     operator_calls: list[tuple[str, str, dict]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = _cli(stack, capsys, "preflight")
+    code, out, err = run_cli(stack, capsys, "preflight")
     assert code == 0, out + err
     found = _findings(out)
     assert _failed(out) == {}
@@ -153,7 +136,7 @@ def test_preflight_passes_on_the_deployed_demo_stack(
     assert "L-00C91CB5" in found["total-quota"]
     assert out.splitlines()[-1].endswith("all checks passed")
 
-    code, out, _ = _cli(stack, capsys, "preflight", "--json")
+    code, out, _ = run_cli(stack, capsys, "preflight", "--json")
     summary = json.loads(out)
     assert code == 0 and summary["ok"] is True
     assert (summary["instance_type"], summary["instance_count"]) == (M5, 2)
@@ -166,8 +149,7 @@ def test_preflight_passes_on_the_deployed_demo_stack(
         ("ec2", "DescribeSubnets"),
         ("ec2", "DescribeVpcEndpoints"),
     } <= sent, sorted(sent)
-    for service, operation, params in operator_calls:
-        validate_request(service, operation, params)
+    assert invalid_requests(operator_calls) == []
 
 
 def _case_ingress(stack: E2eStack) -> AbstractContextManager[Any]:
@@ -221,14 +203,14 @@ def test_a_broken_precondition_fails_with_one_line(
     says: str,
 ) -> None:
     with case(stack):
-        code, out, _ = _cli(stack, capsys, "preflight", *argv)
+        code, out, _ = run_cli(stack, capsys, "preflight", *argv)
     failed = _failed(out)
     assert code == 1, out
     assert list(failed) == [check], out
     assert says in failed[check] and "; fix: " in failed[check]
     assert out.splitlines()[-1].endswith("1 of 7 checks failed")
     # and the stack is as it was
-    code, out, _ = _cli(stack, capsys, "preflight", *argv)
+    code, out, _ = run_cli(stack, capsys, "preflight", *argv)
     assert code == 0 and _failed(out) == {}, out
 
 
@@ -237,10 +219,10 @@ def test_efa_instances_need_more_free_addresses(
     stack: E2eStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with subnet_with_free_ips(stack, 6) as subnet_id:
-        _, out, _ = _cli(stack, capsys, "preflight")
+        _, out, _ = run_cli(stack, capsys, "preflight")
         assert "subnets" not in _failed(out), out  # 2 x ml.m5.xlarge: 2 addresses
         p4d = ["--instance-type", "ml.p4d.24xlarge", "--instance-count", "2"]
-        code, out, _ = _cli(stack, capsys, "preflight", *p4d)
+        code, out, _ = run_cli(stack, capsys, "preflight", *p4d)
     line = _failed(out)["subnets"]
     assert code == 1
     assert f"{subnet_id} 6 free" in line and "needs 8 (2 x ml.p4d.24xlarge, 4 IPs each)" in line
@@ -267,11 +249,11 @@ def test_start_refuses_when_a_cheap_check_fails(
         return f"{state_machine_arn}:not-started".replace(":stateMachine:", ":execution:")
 
     with without_all_traffic(stack, "ingress"):
-        code, out, err = _cli(stack, capsys, "start", "--hp", "epochs=1")
+        code, out, err = run_cli(stack, capsys, "start", "--hp", "epochs=1")
         sent = [operation for _, operation, _ in operator_calls]
         del operator_calls[:]
         monkeypatch.setattr(runs, "start_run", start_run)
-        skipped = _cli(stack, capsys, "start", "--hp", "epochs=1", "--skip-preflight")
+        skipped = run_cli(stack, capsys, "start", "--hp", "epochs=1", "--skip-preflight")
 
     assert code == 2 and out == ""
     *lines, last = err.splitlines()

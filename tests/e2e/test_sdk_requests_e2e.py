@@ -100,6 +100,15 @@ def test_sdk3_model_trainer_sends_the_state_machines_request(
 
 
 @pytest.mark.usefixtures("sdk_env")
+def test_stack_request_is_the_state_machines_request(stack: E2eStack, tmp_path: Path) -> None:
+    from trainops.sdk import Stack
+
+    planned = Stack(STACK_NAME, endpoint_url=stack.emulator.endpoint_url).request(**OVERRIDES)
+    rest = _expected_only(_compare(stack, stack.state_machine_arn, planned, tmp_path))
+    assert rest == {}
+
+
+@pytest.mark.usefixtures("sdk_env")
 def test_sdk3_on_the_smddp_stack_sends_the_state_machines_request(
     stack: E2eStack, smddp_arn: str, tmp_path: Path
 ) -> None:

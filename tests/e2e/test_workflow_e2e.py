@@ -22,9 +22,8 @@ from localaws.training_jobs import CAPACITY_FAILURE, parse_s3_uri
 from tests import timing
 from training import contract
 from trainops import runs
-from trainops.cli import main
 
-from .conftest import STACK_NAME, E2eStack, processes_gone
+from .conftest import E2eStack, processes_gone, run_cli
 
 pytestmark = [pytest.mark.slow]
 
@@ -134,18 +133,19 @@ def _check_registered(
     assert container["Image"] == stack.outputs.values["ImageUri"]
     props = package["CustomerMetadataProperties"]
     assert props["epochs"] == "4" and props["trainops:training-job"] == result["job_name"]
-    url = stack.aws.endpoint_url
-    common = ["--stack-name", STACK_NAME, "--endpoint-url", url, "--json"]
-    assert main(["models", *common]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    code, out, _ = run_cli(stack, capsys, "models", "--json")
+    assert code == 0
+    listed = json.loads(out)
     mine = next(v for v in listed if v["arn"] == arn)
     expected = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
     assert mine["metrics"] == pytest.approx(expected)
     assert mine["approval"] == "PendingManualApproval"
-    assert main(["approve", str(mine["version"]), *common]) == 0
-    assert json.loads(capsys.readouterr().out)["approval"] == "Approved"
-    assert main(["approve", "999", *common]) == 1
-    error = capsys.readouterr().err.strip()
+    code, out, _ = run_cli(stack, capsys, "approve", str(mine["version"]), "--json")
+    assert code == 0
+    assert json.loads(out)["approval"] == "Approved"
+    code, _, error = run_cli(stack, capsys, "approve", "999")
+    assert code == 1
+    error = error.strip()
     assert error.startswith(f"error: version 999 does not exist in model package group {group}")
     assert "\n" not in error
 

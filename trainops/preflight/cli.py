@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from infra import config as rules
 from trainops.aws import Aws, stack_outputs
+from trainops.cli_args import add_common, guarded
 from trainops.preflight.checks import all_checks
 from trainops.preflight.findings import Target
 from trainops.run_input import RunDefaults
@@ -49,16 +50,13 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # trainops.commands imports this package (start's gate): its helpers are imported here.
-    from trainops.commands import _common, _guarded
-
     p = sub.add_parser(
         "preflight", help="check quotas, network and compatibility before a run costs anything"
     )
-    _common(p)
+    add_common(p)
     p.add_argument("--instance-type", help="default: the deployed stack's")
     p.add_argument("--instance-count", type=int, help="default: the deployed stack's")
     p.add_argument(
         "--spot", action=argparse.BooleanOptionalAction, default=None, help="default: the stack's"
     )
-    p.set_defaults(handler=_guarded(cmd_preflight))
+    p.set_defaults(handler=guarded(cmd_preflight))

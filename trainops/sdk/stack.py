@@ -27,6 +27,8 @@ from trainops.sdk.errors import SdkError
 #: What a notebook may override: the state machine's execution input keys.
 OVERRIDES = tuple(k for k in INPUT_KEYS if k != "trigger")
 SDK_TRIGGER = "sdk"
+#: How a notebook user wrote a hyperparameter, in the one-line errors.
+HP_LABEL = "hyperparameter"
 
 
 class Stack:
@@ -88,16 +90,16 @@ class Stack:
         if "hyperparameters" in data:
             data["hyperparameters"] = _as_strings(data["hyperparameters"])
         try:
-            check_with_synth_rules(data, None)
+            check_with_synth_rules(data, None, hp_label=HP_LABEL)
             checked = validate_execution_input(
                 data,
                 defaults=self.defaults.hyperparameters,
                 backend=self.defaults.backend,
                 default_instance_type=self.defaults.instance_type,
             )
-            check_with_synth_rules(checked, self.defaults)
+            check_with_synth_rules(checked, self.defaults, hp_label=HP_LABEL)
         except ExecutionInputError as exc:
-            raise SdkError(str(exc).replace("--hp ", "hyperparameter ")) from None
+            raise SdkError(str(exc)) from None
         return checked
 
     def plan(self, *, run_id: str | None = None, attempt: int = 0, **overrides: Any) -> RunValues:
@@ -112,6 +114,11 @@ class Stack:
     def request(self, **overrides: Any) -> dict[str, Any]:
         """The CreateTrainingJob request the state machine sends for this input."""
         return training_request(self.settings, self.plan(**overrides))
+
+    def run(self, **overrides: Any) -> SdkRun:
+        """A run for an SDK object: one id, one checkpoint prefix (overrides are checked with
+        each request it makes)."""
+        return SdkRun(self, overrides)
 
     # --- SDK objects -------------------------------------------------------------------------
     def model_trainer(self, **overrides: Any) -> Any:
@@ -143,6 +150,31 @@ class Stack:
         from trainops.sdk import v3
 
         return v3.inputs(channels)
+
+
+class SdkRun:
+    """One run started from an SDK object. Each attempt is a job of the state machine's scheme:
+    `<prefix>-<run id>-<attempt>`, on the run's checkpoints (a retry resumes)."""
+
+    def __init__(self, stack: Stack, overrides: Mapping[str, Any]) -> None:
+        self.stack = stack
+        self.overrides = dict(overrides)
+        self.run_id = new_run_id()
+        self.attempts = 0
+        #: The name of the latest job started (None before the first).
+        self.job_name: str | None = None
+
+    def preview(self) -> dict[str, Any]:
+        """The request of the next attempt, without counting it."""
+        plan = self.stack.plan(run_id=self.run_id, attempt=self.attempts, **self.overrides)
+        return training_request(self.stack.settings, plan)
+
+    def next_attempt(self) -> dict[str, Any]:
+        """The request of the next attempt; it counts as started."""
+        request = self.preview()
+        self.attempts += 1
+        self.job_name = request["TrainingJobName"]
+        return request
 
 
 def new_run_id() -> str:

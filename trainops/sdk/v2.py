@@ -36,37 +36,32 @@ class StackPyTorch(PyTorch):
     """A PyTorch estimator whose every fit() is the next attempt of one run of the stack."""
 
     def fit(self, inputs=None, wait=True, logs="All", job_name=None, experiment_config=None):
-        state = self._trainops
         if job_name is not None:
             raise SdkError("job_name is the stack's (<prefix>-<run id>-<attempt>): leave it out")
-        plan = state["stack"].plan(
-            run_id=state["run_id"], attempt=state["attempt"], **state["overrides"]
-        )
-        state["attempt"] += 1
-        request = state["request"](plan)
+        request = self._run.next_attempt()
         # Raw values, as the constructor stores them: hyperparameters() JSON-encodes on send.
         self._hyperparameters = wire_values(request["HyperParameters"])
         self.tags = [dict(t) for t in request["Tags"]]
         self.environment = dict(request["Environment"])
-        state["job_name"] = plan.job_name
         return super().fit(
-            inputs, wait, logs, job_name=plan.job_name, experiment_config=experiment_config
+            inputs,
+            wait,
+            logs,
+            job_name=request["TrainingJobName"],
+            experiment_config=experiment_config,
         )
 
     @property
     def job_name(self) -> str | None:
         """The name of the latest job this estimator started."""
-        return self._trainops.get("job_name")
+        return self._run.job_name
 
 
 def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
-    from infra.job_request import training_request
     from training import contract
-    from trainops.sdk.stack import new_run_id
 
-    run_id = new_run_id()
-    plan = stack.plan(run_id=run_id, **overrides)
-    request = training_request(stack.settings, plan)
+    run = stack.run(**overrides)
+    request = run.preview()
     spec, resources = request["AlgorithmSpecification"], request["ResourceConfig"]
     stopping, vpc = request["StoppingCondition"], request["VpcConfig"]
     code = next(c for c in request["InputDataConfig"] if c["ChannelName"] == "code")
@@ -110,13 +105,7 @@ def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
     estimator.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH = request["HyperParameters"][
         "sagemaker_submit_directory"
     ]
-    estimator._trainops = {
-        "stack": stack,
-        "run_id": run_id,
-        "attempt": 0,
-        "overrides": dict(overrides),
-        "request": lambda p: training_request(stack.settings, p),
-    }
+    estimator._run = run
     return estimator
 
 

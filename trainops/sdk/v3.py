@@ -41,36 +41,26 @@ class StackModelTrainer(ModelTrainer):
     """A ModelTrainer whose every train() is the next attempt of one run of the stack: the job
     name, the attempt tag and the script-mode job name follow the state machine's scheme."""
 
-    _trainops: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _run: Any = PrivateAttr(default=None)
 
     def _create_training_job_args(self, input_data_config=None, boto3=False):
-        state = self._trainops
-        plan = state["stack"].plan(
-            run_id=state["run_id"], attempt=state["attempt"], **state["overrides"]
-        )
-        state["attempt"] += 1
-        self.hyperparameters = dict(plan.job_hyperparameters)
-        request = state["request"](plan)
+        request = self._run.next_attempt()
+        self.hyperparameters = dict(request["HyperParameters"])
         self.tags = [Tag(key=t["Key"], value=t["Value"]) for t in request["Tags"]]
         self.environment = dict(request["Environment"])
         args = super()._create_training_job_args(input_data_config=input_data_config, boto3=boto3)
-        args["TrainingJobName" if boto3 else "training_job_name"] = plan.job_name
-        state["job_name"] = plan.job_name
+        args["TrainingJobName" if boto3 else "training_job_name"] = request["TrainingJobName"]
         return args
 
     @property
     def job_name(self) -> str | None:
         """The name of the latest job this trainer started."""
-        return self._trainops.get("job_name")
+        return self._run.job_name
 
 
 def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
-    from infra.job_request import training_request
-    from trainops.sdk.stack import new_run_id
-
-    run_id = new_run_id()
-    plan = stack.plan(run_id=run_id, **overrides)
-    request = training_request(stack.settings, plan)
+    run = stack.run(**overrides)
+    request = run.preview()
     spec, resources = request["AlgorithmSpecification"], request["ResourceConfig"]
     stopping, vpc = request["StoppingCondition"], request["VpcConfig"]
     with _role_checked_by_the_stack():
@@ -120,13 +110,7 @@ def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
         trainer.with_metric_definitions(
             [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in spec["MetricDefinitions"]]
         )
-    trainer._trainops.update(
-        stack=stack,
-        run_id=run_id,
-        attempt=0,
-        overrides=dict(overrides),
-        request=lambda p: training_request(stack.settings, p),
-    )
+    trainer._run = run
     return trainer
 
 
