@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,22 @@ import boto3
 from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
-from localaws import cfn_compat, event_delivery, sagemaker_api, service_quotas, sfn_sagemaker
+from localaws import (
+    cfn_compat,
+    event_delivery,
+    json_errors,
+    sagemaker_api,
+    service_quotas,
+    sfn_sagemaker,
+)
+from localaws.throttling import Throttle, Wsgi
 from localaws.training_jobs import LocalSageMaker
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -28,6 +43,22 @@ _FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+class _MotoServer(ThreadedMotoServer):
+    """moto's threaded server with a WSGI layer in front of its app (injected faults)."""
+
+    def __init__(self, wrap: Callable[[Wsgi], Wsgi], *, port: int) -> None:
+        super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self._wrap = wrap
+
+    def _server_entry(self) -> None:  # ThreadedMotoServer's, with the app wrapped
+        app = self._wrap(json_errors.wrap(DomainDispatcherApplication(create_backend_app)))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 class EmbeddedAws:
@@ -47,6 +78,7 @@ class EmbeddedAws:
         self.echo = echo
         self._server: ThreadedMotoServer | None = None
         self.endpoint_url = ""
+        self.throttling = Throttle()
         self.sagemaker: LocalSageMaker | None = None
 
     def start(self) -> EmbeddedAws:
@@ -57,9 +89,10 @@ class EmbeddedAws:
         # the execution instead.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        self._server = _MotoServer(self.throttling.wrap, port=self._port)
         self._server.start()
         host, port = self._server.get_host_and_port()
+        self._port = port
         self.endpoint_url = f"http://{host}:{port}"
         # moto's ASL interpreter calls services on http://localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(port)
@@ -84,6 +117,22 @@ class EmbeddedAws:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def throttle(self, operation: str, times: int) -> None:
+        """The next `times` calls of `operation` (e.g. "DescribeStacks") are throttled."""
+        self.throttling.arm(operation, times)
+
+    @contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """A network outage: nothing listens on the endpoint's port until the block ends; every
+        resource and running job is kept."""
+        assert self._server is not None, "start() first"
+        self._server.stop()
+        try:
+            yield
+        finally:
+            self._server = _MotoServer(self.throttling.wrap, port=self._port)
+            self._server.start()
 
     def __enter__(self) -> EmbeddedAws:
         return self.start()

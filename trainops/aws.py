@@ -1,8 +1,10 @@
 """AWS clients for the operator side, for real AWS and the embedded emulator alike.
 
 One switch, `endpoint_url` (or TRAINOPS_ENDPOINT_URL), points every client at the emulator;
-without it the standard credential chain and region apply. Stack outputs are looked up by stack
-name, so nobody copies ARNs around.
+without it the standard credential chain applies, for `profile` (or AWS_PROFILE) and its region.
+Every client retries the same way (RETRY_MODE, MAX_ATTEMPTS) unless the user's AWS config says
+otherwise. Stack outputs are looked up by stack name, so nobody copies ARNs around. What the AWS
+side answers when something is wrong becomes one line in trainops.aws_errors.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 from infra import outputs
 
 ENDPOINT_ENV = "TRAINOPS_ENDPOINT_URL"
+#: How every operator client retries throttling and transient network errors (the AWS SDKs'
+#: "standard" mode: exponential backoff with jitter), and how many calls one request may make in
+#: all, the first included. AWS_RETRY_MODE / AWS_MAX_ATTEMPTS (or retry_mode / max_attempts in
+#: the profile) override both.
+RETRY_MODE = "standard"
+MAX_ATTEMPTS = 5
+#: One loader for every session: each service model is read from disk once per process.
+_LOADER = botocore.loaders.create_loader()
 
 
 class StackNotFound(RuntimeError):
@@ -25,10 +37,11 @@ class StackNotFound(RuntimeError):
 
 @dataclass
 class Aws:
-    """Lazily created clients sharing one session, region and endpoint."""
+    """Lazily created clients sharing one session (profile), region and endpoint."""
 
     region: str | None = None
     endpoint_url: str | None = None
+    profile: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -36,13 +49,32 @@ class Aws:
         if self.endpoint_url:
             # The emulator takes any credentials; never let boto3 look for real ones.
             os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        self.profile = self.profile or os.environ.get("AWS_PROFILE") or None
+        self.core = botocore.session.Session(profile=self.profile)
+        self.core.register_component("data_loader", _LOADER)
+        self.session = boto3.session.Session(botocore_session=self.core)
         self.region = (
             self.region
             or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION")
-            or boto3.session.Session().region_name
+            or self.session.region_name  # the profile's region; ProfileNotFound for a typo
             or "us-east-1"
         )
+
+    @property
+    def where(self) -> str:
+        """Where requests go, for the first line of a command: profile and region, or the
+        emulator's URL."""
+        if self.endpoint_url:
+            return f"emulator {self.endpoint_url}, region {self.region}"
+        return f"profile {self.profile or 'default'}, region {self.region}"
+
+    def retries(self) -> dict[str, Any]:
+        """RETRY_MODE and MAX_ATTEMPTS unless the environment or the profile sets its own."""
+        scoped = self.core.get_scoped_config()
+        mode = os.environ.get("AWS_RETRY_MODE") or scoped.get("retry_mode") or RETRY_MODE
+        attempts = self.core.get_config_variable("max_attempts") or MAX_ATTEMPTS
+        return {"mode": mode, "total_max_attempts": int(attempts)}
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -53,10 +85,10 @@ class Aws:
                     "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                     "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
                 }
-            self._clients[service] = boto3.client(
+            self._clients[service] = self.session.client(
                 service,
                 region_name=self.region,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+                config=Config(retries=self.retries()),
                 **extra,
             )
         return self._clients[service]
@@ -101,7 +133,14 @@ def stack_outputs(aws: Aws, stack_name: str) -> StackOutputs:
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except cfn.exceptions.ClientError as exc:
-        where = aws.endpoint_url or f"region {aws.region}"
-        raise StackNotFound(f"stack {stack_name!r} not found in {where}: {exc}") from None
+        error = exc.response.get("Error", {})
+        if error.get("Code") != "ValidationError" or "does not exist" not in error.get(
+            "Message", ""
+        ):
+            raise  # denied, throttled, ...: trainops.aws_errors says what
+        raise StackNotFound(
+            f"stack {stack_name!r} not found ({aws.where}): deploy it with `npx cdk deploy`, "
+            "or name the deployed one with --stack-name NAME / --region REGION"
+        ) from None
     values = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     return StackOutputs(stack_name, values)

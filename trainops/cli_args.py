@@ -1,18 +1,22 @@
-"""What every operator subcommand shares: the stack/endpoint options and one-line errors.
+"""What every operator subcommand shares: the stack/profile/endpoint options and one-line errors.
 
 Bad input (a rule of the input, the config, the task, or a command's own) exits 2 before
-anything is sent; something that is not there (a stack, an execution, a model version) exits 1.
+anything is sent; something that is not there (a stack, an execution, a model version) exits 1,
+and so does whatever AWS answers instead (trainops.aws_errors says it in one line; -v adds the
+traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable
 
 from infra.config import ConfigError
 from infra.execution_input import ExecutionInputError
-from trainops.aws import StackNotFound
+from trainops.aws import Aws, StackNotFound
+from trainops.aws_errors import AWS_ERRORS, Context, explain
 from trainops.task_check import TaskCheckError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -21,16 +25,25 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (ExecutionInputError, ConfigError, T
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack-name", default="SageMakerTraining", help="deployed stack")
-    parser.add_argument("--region", help="AWS region (default: from the environment)")
+    parser.add_argument("--region", help="AWS region (default: from the environment or profile)")
+    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE, else the default)")
     parser.add_argument(
         "--endpoint-url", help="talk to an emulator here (env TRAINOPS_ENDPOINT_URL)"
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="on an AWS error, the traceback too"
+    )
+
+
+def aws_of(args: argparse.Namespace) -> Aws:
+    """The clients of a command, from its --region, --endpoint-url and --profile."""
+    return Aws(region=args.region, endpoint_url=args.endpoint_url, profile=args.profile)
 
 
 def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
     """`error: <one line>` and exit 2 for bad input (INPUT_ERRORS + `input_errors`), exit 1
-    for what is not there (StackNotFound, any LookupError)."""
+    for what is not there (StackNotFound, any LookupError) and for what AWS answered."""
     bad_input = INPUT_ERRORS + input_errors
 
     def run(args: argparse.Namespace) -> int:
@@ -41,6 +54,12 @@ def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
             return 2
         except (StackNotFound, LookupError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except AWS_ERRORS as exc:
+            if args.verbose:
+                traceback.print_exc()
+            ctx = Context(args.command, args.stack_name, args.profile, args.endpoint_url)
+            print(f"error: {explain(exc, ctx)}", file=sys.stderr)
             return 1
 
     return run

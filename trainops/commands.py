@@ -16,7 +16,7 @@ from infra.config import ConfigError, TrainingConfig
 from infra.execution_input import ExecutionInputError
 from trainops import cost, preflight, progress, runs
 from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.cli_args import add_common, aws_of, guarded
 from trainops.run_input import RunDefaults, check_with_synth_rules, local_config
 from trainops.task_check import check_task
 
@@ -50,12 +50,13 @@ def build_input(
     return data
 
 
-def _aws(args: argparse.Namespace) -> Aws:
-    return Aws(region=args.region, endpoint_url=args.endpoint_url)
-
-
 def _state_machine(args: argparse.Namespace, aws: Aws) -> str:
     return stack_outputs(aws, args.stack_name).state_machine_arn
+
+
+def _say_where(args: argparse.Namespace, aws: Aws) -> None:
+    """The first line (stderr: stdout stays machine-readable): which account view is in use."""
+    print(f"trainops {args.command}: stack {args.stack_name}, {aws.where}", file=sys.stderr)
 
 
 def _watch(aws: Aws, execution_arn: str, args: argparse.Namespace) -> int:
@@ -86,8 +87,9 @@ def check_task_locally(args: argparse.Namespace, data: dict[str, Any]) -> None:
 
 def cmd_start(args: argparse.Namespace) -> int:
     data = build_input(args, None)  # fail on typos before any AWS call
+    aws = aws_of(args)
+    _say_where(args, aws)
     check_task_locally(args, data)
-    aws = _aws(args)
     outputs = stack_outputs(aws, args.stack_name)
     config = RunDefaults.of_stack(outputs)
     data = build_input(args, config)
@@ -109,13 +111,14 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    aws = _aws(args)
+    aws = aws_of(args)
+    _say_where(args, aws)
     arn = runs.resolve_execution(aws, _state_machine(args, aws), args.execution)
     return _watch(aws, arn, args)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    aws = _aws(args)
+    aws = aws_of(args)
     found = runs.list_runs(aws, _state_machine(args, aws), limit=args.limit)
     if args.json:
         print(json.dumps([r.to_json() for r in found], sort_keys=True))
@@ -133,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    aws = _aws(args)
+    aws = aws_of(args)
     arn = runs.resolve_execution(aws, _state_machine(args, aws), args.execution)
     run = runs.stop_run(aws, arn, cause=args.cause)
     print(json.dumps(run.to_json(), sort_keys=True) if args.json else progress.outcome(run))

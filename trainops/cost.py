@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.cli_args import add_common, aws_of, guarded
 from trainops.pricing import PriceError, PriceTable, load
 from trainops.run_input import RunDefaults
 
@@ -269,7 +269,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     if args.max_runtime_s is not None:
         _positive_number("max runtime", args.max_runtime_s, "--max-runtime-s 86400")
     table = load()
-    aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
+    aws = aws_of(args)
     if args.instance_type:
         table.price(args.instance_type, aws.region)  # a typo fails before any AWS call
     defaults = RunDefaults.of_stack(stack_outputs(aws, args.stack_name))

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from infra import outputs as output_names
 from trainops.aws import Aws, StackNotFound, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.cli_args import add_common, aws_of, guarded
 
 METRIC_TAG = "metric:"
 STATUSES = {"approve": "Approved", "reject": "Rejected"}
@@ -106,12 +106,8 @@ def set_approval(aws: Aws, group: str, version: int, status: str, description: s
 
 
 # --- commands ----------------------------------------------------------------------------------
-def _aws(args: argparse.Namespace) -> Aws:
-    return Aws(region=args.region, endpoint_url=args.endpoint_url)
-
-
 def cmd_models(args: argparse.Namespace) -> int:
-    aws = _aws(args)
+    aws = aws_of(args)
     versions = list_versions(aws, group_of(aws, args.stack_name), limit=args.limit)
     if args.json:
         print(json.dumps([asdict(v) for v in versions], sort_keys=True))
@@ -124,7 +120,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    aws = _aws(args)
+    aws = aws_of(args)
     status = STATUSES["reject" if args.reject else "approve"]
     found = set_approval(aws, group_of(aws, args.stack_name), args.version, status, args.reason)
     print(

@@ -16,6 +16,7 @@ from typing import Any
 from infra.execution_input import validate_execution_input
 from training import contract
 from trainops.aws import Aws
+from trainops.outage import Outage
 
 _LOG_TAIL = 200
 _TERMINAL_EXECUTION = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -221,13 +222,16 @@ def stop_run(aws: Aws, execution_arn: str, cause: str = "stopped by operator") -
 
 
 def wait_for(aws: Aws, execution_arn: str, on_update=None, interval_s: float = 2.0) -> RunStatus:
-    """Poll until the execution ends, calling `on_update(snapshot)` each time."""
+    """Poll until the execution ends, calling `on_update(snapshot)` each time; network outages
+    and throttling are outlasted (trainops.outage)."""
+    outage = Outage()
     while True:
-        run = snapshot(aws, execution_arn)
-        if on_update is not None:
-            on_update(run)
-        if run.done:
-            return run
+        run = outage.poll(lambda: snapshot(aws, execution_arn))
+        if run is not None:
+            if on_update is not None:
+                on_update(run)
+            if run.done:
+                return run
         time.sleep(interval_s)
 
 

@@ -9,8 +9,8 @@ import json
 from dataclasses import asdict
 
 from infra import config as rules
-from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.aws import stack_outputs
+from trainops.cli_args import add_common, aws_of, guarded
 from trainops.preflight.checks import all_checks
 from trainops.preflight.findings import Target
 from trainops.run_input import RunDefaults
@@ -21,7 +21,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         rules.validate_instance_type(args.instance_type)
     if args.instance_count is not None:
         rules.validate_instance_count(args.instance_count)
-    aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
+    aws = aws_of(args)
     outputs = stack_outputs(aws, args.stack_name)
     defaults = RunDefaults.of_stack(outputs)
     target = Target(
