@@ -53,6 +53,8 @@ REJECTED_CREDENTIALS = {
 }
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _NOT_AUTHORIZED = re.compile(r"User: (\S+) is not authorized to perform: ([\w-]+:[\w*-]+)")
+#: `Context.command` of `trainops.sdk.Stack` (a notebook, not a subcommand).
+SDK_COMMAND = "sdk"
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
@@ -73,7 +75,7 @@ class Context:
     @property
     def profile_source(self) -> str:
         if self.profile:
-            return "--profile"
+            return "profile=" if self.command == SDK_COMMAND else "--profile"
         return "AWS_PROFILE" if os.environ.get("AWS_PROFILE") else "the default"
 
 
@@ -88,7 +90,7 @@ def explain(exc: BaseException, ctx: Context) -> str:
             f"no AWS credentials found for profile {ctx.profile_name} ({exc}): configure them "
             "with `aws configure` or `aws configure sso` (or AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY), name another with --profile, or use the emulator with "
-            "--endpoint-url (`trainops emulator`)"
+            "--endpoint-url (`python -m trainops emulator`)"
         )
     if isinstance(exc, SSOError | TokenRetrievalError | CredentialRetrievalError):
         return _credentials_rejected(ctx, type(exc).__name__, str(exc))
@@ -105,8 +107,8 @@ def unreachable(exc: BaseException) -> str:
     what = f"cannot reach {url} ({type(exc).__name__})"
     if urlparse(url).hostname in _LOCAL_HOSTS:
         return (
-            f"{what}: no emulator answers there; start one with `trainops emulator` (it prints "
-            "its URL) or fix --endpoint-url / TRAINOPS_ENDPOINT_URL"
+            f"{what}: no emulator answers there; start one with `python -m trainops emulator` "
+            "(it prints its URL) or fix --endpoint-url / TRAINOPS_ENDPOINT_URL"
         )
     return f"{what}: check the network (proxy, VPN, firewall) and the region, then run it again"
 

@@ -193,13 +193,17 @@ def test_missing_stack_and_missing_emulator_name_the_fix(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
     with pytest.raises(
-        SdkError, match=r"stack 'Nope' not found in http://127\.0\.0\.1:\d+: deploy"
+        SdkError,
+        match=r"stack 'Nope' not found \(emulator http://127\.0\.0\.1:\d+, region us-east-1\): "
+        r"deploy it with `npx cdk deploy`",
     ):
         Stack("Nope", endpoint_url=server.endpoint_url)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         free = f"http://127.0.0.1:{s.getsockname()[1]}"
-    with pytest.raises(SdkError, match=r"no emulator answers at .*python -m trainops emulator"):
+    with pytest.raises(
+        SdkError, match=r"cannot reach .* no emulator answers there; .*python -m trainops emulator"
+    ):
         Stack(endpoint_url=free)
 
 

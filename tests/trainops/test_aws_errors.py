@@ -14,8 +14,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -31,7 +33,7 @@ ACCOUNT = "123456789012"
 _FIX_CREDENTIALS = (
     "configure them with `aws configure` or `aws configure sso` (or AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY), name another with --profile, or use the emulator with "
-    "--endpoint-url (`trainops emulator`)"
+    "--endpoint-url (`python -m trainops emulator`)"
 )
 
 
@@ -72,8 +74,8 @@ def test_unreachable_port_names_the_url_and_the_emulator(
         assert code == 1
         assert one_error(err) == (
             f"error: cannot reach {url}/ (EndpointConnectionError): no emulator answers there; "
-            "start one with `trainops emulator` (it prints its URL) or fix --endpoint-url / "
-            "TRAINOPS_ENDPOINT_URL"
+            "start one with `python -m trainops emulator` (it prints its URL) or fix "
+            "--endpoint-url / TRAINOPS_ENDPOINT_URL"
         ), command
     code, _, err = run(capsys, "list", "--endpoint-url", url, "-v")
     assert code == 1 and "Traceback" in err and "EndpointConnectionError" in err
@@ -266,3 +268,82 @@ def test_access_denied_names_the_action_and_the_principal(
         f"of {user} (your own user or role, not one of the stack's) must allow "
         "states:ListExecutions; the README lists what trainops calls"
     )
+
+
+class Lines:
+    """A stream of a child process, read line by line on a thread; waits are bounded."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, seconds: float, seen: Callable[[], object]) -> str:
+        return timing.wait_until(
+            lambda: next((line for line in self.lines if text in line), None),
+            seconds,
+            f"a line with {text!r}",
+            seen=seen,
+        )
+
+
+@pytest.mark.timeout(120)
+def test_watch_outlasts_a_network_outage_and_says_so(emulator: EmbeddedAws) -> None:
+    sfn = emulator.client("stepfunctions")
+    (stack,) = emulator.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]
+    arn = sfn.start_execution(stateMachineArn=stack["Outputs"][0]["OutputValue"])["executionArn"]
+    env = {**os.environ, "AWS_MAX_ATTEMPTS": "1"}  # each poll fails at once while it is down
+    url = emulator.endpoint_url
+    argv = ["watch", arn, "--endpoint-url", url, "--stack-name", STACK, "--interval", "0.2"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "trainops", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = Lines(child.stdout), Lines(child.stderr)
+
+        def seen() -> str:
+            return "\n".join(["stdout:", *out.lines, "stderr:", *err.lines])
+
+        out.wait_for(": RUNNING", 30, seen)
+        with emulator.unreachable():
+            lost = err.wait_for("lost contact", 30, seen)
+        err.wait_for("contact with AWS restored after", 30, seen)
+        sfn.stop_execution(executionArn=arn)
+        assert child.wait(timing.bound(30)) == 1  # the run ended ABORTED, not SUCCEEDED
+    finally:
+        child.kill()
+    assert lost == (
+        f'lost contact with AWS (Could not connect to the endpoint URL: "{url}/"); still '
+        "watching, for up to 600 s"
+    )
+    assert sum("lost contact" in line for line in err.lines) == 1, seen()
+    assert not any("Traceback" in line for line in err.lines), seen()
+    assert f"execution  {arn.rsplit(':', 1)[-1]}: ABORTED" in out.lines, seen()
+
+
+def test_sdk_stack_says_the_same_lines(
+    emulator: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, no_aws_config: Path
+) -> None:
+    from trainops.sdk import SdkError, Stack
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # Stack(endpoint_url=) sets it
+    url = emulator.endpoint_url
+    with pytest.raises(SdkError) as raised:
+        Stack("Nope", endpoint_url=url)
+    assert str(raised.value) == (
+        f"stack 'Nope' not found (emulator {url}, region us-east-1): deploy it with "
+        "`npx cdk deploy`, or name the deployed one with --stack-name NAME / --region REGION"
+    )
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    with pytest.raises(SdkError) as raised:
+        Stack(profile="prod")
+    assert str(raised.value).startswith("AWS profile 'prod' (from profile=) is not in")

@@ -13,13 +13,12 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import EndpointConnectionError
-
 from infra import outputs as output_names
 from infra.execution_input import INPUT_KEYS, ExecutionInputError, validate_execution_input
 from infra.job_request import RunValues, plan_run, training_request
 from infra.workflow_settings import WorkflowSettings
 from trainops.aws import Aws, StackNotFound, stack_outputs
+from trainops.aws_errors import AWS_ERRORS, SDK_COMMAND, Context, explain
 from trainops.run_input import RunDefaults, check_with_synth_rules
 from trainops.sdk import offline
 from trainops.sdk.errors import SdkError
@@ -32,9 +31,10 @@ HP_LABEL = "hyperparameter"
 
 
 class Stack:
-    """`Stack("SageMakerTraining")` on AWS, `Stack(endpoint_url="http://127.0.0.1:PORT")` on the
-    emulator (`python -m trainops emulator`). With an endpoint, every client of this process goes
-    there: AWS_ENDPOINT_URL is set (sagemaker-core's clients take no endpoint argument)."""
+    """`Stack("SageMakerTraining")` on AWS (`profile=`, `region=`: as trainops' --profile,
+    --region), `Stack(endpoint_url="http://127.0.0.1:PORT")` on the emulator (`python -m trainops
+    emulator`). With an endpoint, every client of this process goes there: AWS_ENDPOINT_URL is
+    set (sagemaker-core's clients take no endpoint argument)."""
 
     def __init__(
         self,
@@ -42,26 +42,21 @@ class Stack:
         endpoint_url: str | None = None,
         *,
         region: str | None = None,
+        profile: str | None = None,
     ) -> None:
         if endpoint_url:
             offline.point_at(endpoint_url)
         self.name = name
-        self.aws = Aws(region=region, endpoint_url=endpoint_url)
+        try:
+            self.aws = Aws(region=region, endpoint_url=endpoint_url, profile=profile)
+            self.outputs = stack_outputs(self.aws, name)
+        except StackNotFound as exc:
+            raise SdkError(str(exc)) from None
+        except AWS_ERRORS as exc:  # the operator CLI's one line, e.g. an expired SSO session
+            raise SdkError(explain(exc, Context(SDK_COMMAND, name, profile, endpoint_url))) from None
         self.endpoint_url = self.aws.endpoint_url
         self.region = str(self.aws.region)
-        try:
-            self.outputs = stack_outputs(self.aws, name)
-        except EndpointConnectionError:
-            raise SdkError(
-                f"no emulator answers at {self.endpoint_url}: start one with "
-                "`python -m trainops emulator` (it prints the URL), or pass the right endpoint_url"
-            ) from None
-        except StackNotFound:
-            where = self.endpoint_url or f"region {self.region}"
-            raise SdkError(
-                f"stack {name!r} not found in {where}: deploy it (`cdk deploy`), or pass the "
-                "name it was deployed as (cdk.json training.stack_name)"
-            ) from None
+        self.profile = self.aws.profile
         raw = self.outputs.values.get(output_names.JOB_SETTINGS)
         if raw is None:
             raise SdkError(

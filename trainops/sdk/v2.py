@@ -97,7 +97,7 @@ def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
             # does not have (and that a network-isolated job could not reach anyway).
             disable_profiler=True,
             debugger_hook_config=False,
-            sagemaker_session=session(stack.region),
+            sagemaker_session=session(stack.region, stack.profile),
         )
     except ValueError as exc:
         raise SdkError(f"SDK 2.x refused the stack's job: {str(exc).splitlines()[0]}") from None
@@ -143,8 +143,10 @@ def inputs(channels: list[dict[str, Any]]) -> dict[str, TrainingInput]:
     return out
 
 
-def session(region: str) -> Session:
-    """A SageMaker session with telemetry off; clients follow AWS_ENDPOINT_URL when set."""
+def session(region: str, profile: str | None = None) -> Session:
+    """A SageMaker session with telemetry off, for the stack's profile and region; clients
+    follow AWS_ENDPOINT_URL when set."""
     return Session(
-        boto_session=boto3.Session(region_name=region), sagemaker_config=offline.SDK_CONFIG
+        boto_session=boto3.Session(region_name=region, profile_name=profile),
+        sagemaker_config=offline.SDK_CONFIG,
     )

@@ -65,7 +65,7 @@ def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
     stopping, vpc = request["StoppingCondition"], request["VpcConfig"]
     with _role_checked_by_the_stack():
         trainer = StackModelTrainer(
-            sagemaker_session=session(stack.region),
+            sagemaker_session=session(stack.region, stack.profile),
             role=request["RoleArn"],
             base_job_name=stack.settings.job_name_prefix,
             training_image=spec["TrainingImage"],
@@ -135,10 +135,12 @@ def inputs(channels: list[dict[str, Any]]) -> list[Channel]:
     return out
 
 
-def session(region: str) -> Session:
-    """A SageMaker session with telemetry off; clients follow AWS_ENDPOINT_URL when set."""
+def session(region: str, profile: str | None = None) -> Session:
+    """A SageMaker session with telemetry off, for the stack's profile and region; clients
+    follow AWS_ENDPOINT_URL when set."""
     return Session(
-        boto_session=boto3.Session(region_name=region), sagemaker_config=offline.SDK_CONFIG
+        boto_session=boto3.Session(region_name=region, profile_name=profile),
+        sagemaker_config=offline.SDK_CONFIG,
     )
 
 
