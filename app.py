@@ -8,10 +8,14 @@ works too. cdk-nag's AwsSolutions checks run on every synth.
 import sys
 
 from infra.config import ConfigError
+from infra.node_runtime import quiet_jsii
 from infra.wheelhouse import BundleError
 
 
 def main() -> int:
+    note = quiet_jsii()  # before aws_cdk starts jsii's Node process
+    if note:
+        print(note, file=sys.stderr)
     from infra.stack import create_app
 
     try:
