@@ -48,6 +48,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 setup: $(BIN)/.installed node_modules/.installed
+	@$(BIN)/python -m infra.node_runtime
 
 ## The README's main command: the whole workflow offline.
 demo: setup
