@@ -87,9 +87,9 @@ def check_task_locally(args: argparse.Namespace, data: dict[str, Any]) -> None:
 
 def cmd_start(args: argparse.Namespace) -> int:
     data = build_input(args, None)  # fail on typos before any AWS call
+    check_task_locally(args, data)
     aws = aws_of(args)
     _say_where(args, aws)
-    check_task_locally(args, data)
     outputs = stack_outputs(aws, args.stack_name)
     config = RunDefaults.of_stack(outputs)
     data = build_input(args, config)
