@@ -84,6 +84,7 @@ class Aws:
                     "endpoint_url": self.endpoint_url,
                     "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                     "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                    "aws_session_token": os.environ.get("AWS_SESSION_TOKEN"),
                 }
             self._clients[service] = self.session.client(
                 service,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -214,15 +215,33 @@ def test_throttling_is_retried_then_named_when_it_outlasts_the_retries(
 
 @pytest.fixture
 def iam_enforced(emulator: EmbeddedAws) -> Iterator[dict[str, str]]:
-    """moto's IAM enforcement on, with a user `alice` who may only DescribeStacks: her keys."""
+    """moto's IAM enforcement on, with a user `alice` who may only DescribeStacks (and assume
+    the stack's role `FirstContact-OperatorRole`, which may do the same): her keys."""
     iam = emulator.client("iam")
     iam.create_user(UserName="alice")
     policy = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": "cloudformation:DescribeStacks", "Resource": "*"}
+            {"Effect": "Allow", "Action": "cloudformation:DescribeStacks", "Resource": "*"},
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"},
         ],
     }
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName=f"{STACK}-OperatorRole", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=f"{STACK}-OperatorRole",
+        PolicyName="read-stacks",
+        PolicyDocument=json.dumps(policy),
+    )
     iam.put_user_policy(
         UserName="alice", PolicyName="read-stacks", PolicyDocument=json.dumps(policy)
     )
@@ -239,6 +258,8 @@ def iam_enforced(emulator: EmbeddedAws) -> Iterator[dict[str, str]]:
         iam.delete_access_key(UserName="alice", AccessKeyId=key["AccessKeyId"])
         iam.delete_user_policy(UserName="alice", PolicyName="read-stacks")
         iam.delete_user(UserName="alice")
+        iam.delete_role_policy(RoleName=f"{STACK}-OperatorRole", PolicyName="read-stacks")
+        iam.delete_role(RoleName=f"{STACK}-OperatorRole")
 
 
 def test_access_denied_names_the_action_and_the_principal(
@@ -258,6 +279,7 @@ def test_access_denied_names_the_action_and_the_principal(
         "if it is an SSO profile"
     )
     # alice's keys: DescribeStacks passes, ListExecutions is denied.
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
     for key, value in iam_enforced.items():
         monkeypatch.setenv(key, value)
     code, _, err = run(capsys, *args)
@@ -267,6 +289,34 @@ def test_access_denied_names_the_action_and_the_principal(
         f"error: {user} may not call states:ListExecutions (AccessDeniedException): an IAM policy "
         f"of {user} (your own user or role, not one of the stack's) must allow "
         "states:ListExecutions; the README lists what trainops calls"
+    )
+    # As the stack's role (assumed by alice): the line names that role.
+    sts = boto3.client(
+        "sts",
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=iam_enforced["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=iam_enforced["AWS_SECRET_ACCESS_KEY"],
+    )
+    role = f"{STACK}-OperatorRole"
+    assumed = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="op")
+    for key, name in (
+        ("AccessKeyId", "ID"),
+        ("SecretAccessKey", "SECRET"),
+        ("SessionToken", "TOKEN"),
+    ):
+        env = {
+            "ID": "AWS_ACCESS_KEY_ID",
+            "SECRET": "AWS_SECRET_ACCESS_KEY",
+            "TOKEN": "AWS_SESSION_TOKEN",
+        }
+        monkeypatch.setenv(env[name], assumed["Credentials"][key])
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert one_error(err) == (
+        f"error: arn:aws:sts::{ACCOUNT}:assumed-role/{role}/op may not call "
+        f"states:ListExecutions (AccessDeniedException): the stack's role {role} must allow "
+        "it; redeploy with `npx cdk deploy`"
     )
 
 
