@@ -300,17 +300,10 @@ def test_access_denied_names_the_action_and_the_principal(
     )
     role = f"{STACK}-OperatorRole"
     assumed = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="op")
-    for key, name in (
-        ("AccessKeyId", "ID"),
-        ("SecretAccessKey", "SECRET"),
-        ("SessionToken", "TOKEN"),
-    ):
-        env = {
-            "ID": "AWS_ACCESS_KEY_ID",
-            "SECRET": "AWS_SECRET_ACCESS_KEY",
-            "TOKEN": "AWS_SESSION_TOKEN",
-        }
-        monkeypatch.setenv(env[name], assumed["Credentials"][key])
+    credentials = assumed["Credentials"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
     code, _, err = run(capsys, *args)
     assert code == 1
     assert one_error(err) == (
