@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from trainops import cli, cost, pricing
+from trainops import cli, cli_args, cost, pricing
 from trainops.aws import Aws
 from trainops.run_input import RunDefaults
 
@@ -413,7 +413,7 @@ def test_cli_json_uses_the_stack_defaults_and_the_last_run(
         _job("j1", "ml.g5.12xlarge", 2, TrainingTimeInSeconds=1800, BillableTimeInSeconds=1800),
         {"TrainingJobName": ANY},
     )
-    monkeypatch.setattr(cost, "Aws", lambda region, endpoint_url: aws)
+    monkeypatch.setattr(cli_args, "Aws", lambda region, endpoint_url, profile: aws)
     with stubs["cloudformation"], stubs["sagemaker"]:
         code = cli.main(["cost", "--stack-name", "S", "--max-runtime-s", "7200", "--json"])
     out, err = capsys.readouterr()
