@@ -30,7 +30,7 @@ from botocore.exceptions import (
 )
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 
-#: What botocore raises or AWS answers when the call never gets an answer from AWS's side.
+#: What botocore raises: its own errors (no credentials, no connection, ...) and AWS's answers.
 AWS_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 #: Network failures a long-running poll (watch) may outlast.
 NETWORK_ERRORS: tuple[type[Exception], ...] = (
@@ -60,13 +60,12 @@ _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 @dataclass(frozen=True)
 class Context:
-    """What the failing command was doing, for the line: `trainops <command>`, its stack, the
-    profile in use (None: the default chain) and the emulator's URL if any."""
+    """What the failing command was doing, for the line: `trainops <command>`, its stack and the
+    profile it was given (None: AWS_PROFILE or the default)."""
 
     command: str
     stack_name: str | None = None
     profile: str | None = None
-    endpoint_url: str | None = None
 
     @property
     def profile_name(self) -> str:

@@ -58,7 +58,7 @@ def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
         except AWS_ERRORS as exc:
             if args.verbose:
                 traceback.print_exc()
-            ctx = Context(args.command, args.stack_name, args.profile, args.endpoint_url)
+            ctx = Context(args.command, args.stack_name, args.profile)
             print(f"error: {explain(exc, ctx)}", file=sys.stderr)
             return 1
 

@@ -53,7 +53,7 @@ class Stack:
         except StackNotFound as exc:
             raise SdkError(str(exc)) from None
         except AWS_ERRORS as exc:  # the operator CLI's one line, e.g. an expired SSO session
-            context = Context(SDK_COMMAND, name, profile, endpoint_url)
+            context = Context(SDK_COMMAND, name, profile)
             raise SdkError(explain(exc, context)) from None
         self.endpoint_url = self.aws.endpoint_url
         self.region = str(self.aws.region)
