@@ -193,10 +193,12 @@ class _ShardingReport:
         log.info("sharding: rank %d peak memory %.1f MiB (%s)", self.rank, mib, what)
 
 
-def report_callback(pl: Any, rank: int, accelerator: str) -> Any:
-    """_ShardingReport as a Callback of the task's Lightning package."""
+def callbacks(s: ShardingSettings, pl: Any, cluster: Any) -> list[Any]:
+    """With sharding: _ShardingReport as a Callback of the task's Lightning package."""
+    if not s.enabled:
+        return []
     cls = type("ShardingReport", (_ShardingReport, pl.Callback), {})
-    return cls(rank, accelerator)
+    return [cls(cluster.global_rank, cluster.accelerator)]
 
 
 def full_state_dict(module: Any) -> dict[str, Any]:
@@ -206,3 +208,32 @@ def full_state_dict(module: Any) -> dict[str, Any]:
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_model_state_dict(module, options=options)
+
+
+def settings_for(hp: Any, cluster: Any) -> ShardingSettings:
+    """The job's sharding settings, checked against each other and the cluster (one line on a
+    bad one); sharding on a single process is a note and plain training."""
+    from training import sharding_rules
+
+    try:
+        out = sharding_rules.settings(hp.as_dict())
+        sharding_rules.check_cluster(out, cluster.num_nodes)
+    except sharding_rules.ShardingRuleError as err:
+        raise ConfigError(str(err)) from None
+    if out.enabled and not cluster.distributed:
+        log.warning("sharding=%s on one process shards nothing: training unsharded", out.mode)
+        return ShardingSettings()
+    return out
+
+
+def save_consolidated(
+    state: dict[str, Any], model_dir: Any, *, config_yaml: str, info: dict[str, Any]
+) -> None:
+    """Global rank 0: the gathered weights loaded strictly into a plain module rebuilt from the
+    config (no FSDP, no process group), which is then saved as any model is (its `export` hook
+    included): what the model dir holds is what a user's notebook loads."""
+    from training.export import build_module, save_model
+
+    plain = build_module(config_yaml)
+    plain.load_state_dict(state, strict=True)
+    save_model(plain.eval(), model_dir, config_yaml=config_yaml, info=info)
