@@ -133,22 +133,49 @@ def prune(checkpoint_dir: Path, keep: int = KEEP_FOLDERS) -> None:
 
 def with_step_folders(base: type) -> type:
     """`base` (a Lightning strategy that writes DCP folders) writing the runner's `last.ckpt`
-    as a step folder, then its manifest; other paths (a user's ModelCheckpoint) pass through."""
+    as a step folder, then its manifest; other paths (a user's ModelCheckpoint) pass through.
+
+    Lightning broadcasts rank 0's checkpoint path to every rank; here each rank keeps its own
+    (its host's checkpoint dir: the same path on SageMaker, another folder per simulated host),
+    so a host writes and reads only its own disk, as on SageMaker."""
 
     class StepFolderCheckpoints(base):  # type: ignore[misc, valid-type]
+        _own_path = False
+
+        def broadcast(self, obj: Any, src: int = 0) -> Any:
+            return obj if self._own_path else super().broadcast(obj, src)
+
         def save_checkpoint(self, checkpoint: dict[str, Any], filepath: Any, storage_options=None):
             path = Path(filepath)
             if path.name != contract.CHECKPOINT_FILE:
                 return super().save_checkpoint(checkpoint, filepath, storage_options)
             step = int(checkpoint["global_step"])
             folder = step_folder(path.parent, step)
-            super().save_checkpoint(checkpoint, folder, storage_options)
+            self._own_path = True
+            try:
+                super().save_checkpoint(checkpoint, folder, storage_options)
+            finally:
+                self._own_path = False
             self.barrier("sharded checkpoint written")
             if self.global_rank == 0:
                 write_manifest(folder, self.world_size, step)
             if self.local_rank == 0:
                 prune(path.parent)
             return None
+
+        def load_checkpoint(self, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+            path = Path(checkpoint_path)
+            chosen = super().broadcast(path.name, 0)
+            if chosen != path.name:
+                raise ConfigError(
+                    f"rank {self.global_rank} would resume from {path.name} but rank 0 from "
+                    f"{chosen}: the hosts' checkpoint folders differ"
+                )
+            self._own_path = True
+            try:
+                return super().load_checkpoint(path, *args, **kwargs)
+            finally:
+                self._own_path = False
 
     StepFolderCheckpoints.__name__ = StepFolderCheckpoints.__qualname__ = base.__name__
     return StepFolderCheckpoints
