@@ -89,8 +89,8 @@ def strategy(cluster: Any, s: ShardingSettings, timeout_s: int, pl: Any, module:
 def install(module: Any, s: ShardingSettings, cluster: Any) -> None:
     """Make `module.configure_model` shard it with FSDP2 after the user's own hook ran."""
     user_hook = module.configure_model  # the user's, or LightningModule's no-op
-    if s.layers:
-        find_layer_classes(module, s.layers)  # fail in the first seconds where possible
+    if s.layers and not _defines_configure_model(module):
+        find_layer_classes(module, s.layers)  # all layers exist already: fail in the first seconds
 
     def configure_model() -> None:
         user_hook()
@@ -100,6 +100,17 @@ def install(module: Any, s: ShardingSettings, cluster: Any) -> None:
         shard(module, s, cluster)
 
     module.configure_model = configure_model
+
+
+def _defines_configure_model(module: Any) -> bool:
+    """True when the user's class (not Lightning's) defines configure_model: layers may be
+    created there, so they are looked for only after it ran."""
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith(("lightning.", "pytorch_lightning.")):
+            return False
+        if "configure_model" in vars(cls):
+            return True
+    return False
 
 
 def _is_sharded(module: Any) -> bool:

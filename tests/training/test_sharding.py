@@ -231,3 +231,38 @@ def test_prune_keeps_the_newest_two(tmp_path):
         _write(tmp_path, step)
     sc.prune(tmp_path)
     assert [step for step, _ in sc.folders(tmp_path)] == [6, 4]
+
+
+class LazyNet(BlockNet):
+    """Creates its Blocks in configure_model (as large models do); `shard_itself` applies
+    fully_shard there too, as a user who shards by hand would."""
+
+    def __init__(self, shard_itself: bool = False) -> None:
+        super().__init__(width=8, depth=0)
+        self.shard_itself = shard_itself
+
+    def configure_model(self) -> None:
+        if len(self.blocks):
+            return
+        self.blocks.extend([Block(8), Block(8)])
+        if self.shard_itself:
+            from torch.distributed.fsdp import fully_shard
+
+            fully_shard(self.blocks, mesh=self.device_mesh["data_parallel"])
+
+
+@pytest.mark.parametrize("shard_itself", [False, True])
+def test_the_users_configure_model_runs_first(one_process_group, shard_itself):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import FSDPModule
+
+    module = LazyNet(shard_itself)
+    module._device_mesh = init_device_mesh("cpu", (1, 1), mesh_dim_names=("data_parallel", "tp"))
+    s = sharding_rules.settings({"sharding": "fsdp", "shard_layers": "Block"})
+    sharding.install(module, s, _cluster(1, 1))  # no Block yet: looked for after the hook
+    module.configure_model()
+    sharded = {name for name, m in module.named_modules() if isinstance(m, FSDPModule)}
+    if shard_itself:  # the user's sharding is kept as it is
+        assert sharded == {"blocks"}
+    else:
+        assert sharded == {"blocks.0", "blocks.1", "stem", "blocks", "head"}
