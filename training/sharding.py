@@ -23,11 +23,15 @@ from training.sharding_rules import ShardingSettings
 from training.sm_env import ConfigError
 
 log = logging.getLogger("training")
+#: Methods a task calls on a sharded child instead of forward (Hugging Face `generate`).
+FORWARD_METHODS = ("generate",)
 
 
 def find_layer_classes(module: Any, names: tuple[str, ...]) -> tuple[type, ...]:
-    """The classes named by `shard_layers` (a class name or a dotted path) among the module's
-    submodules; ConfigError naming the first one that is not there."""
+    """The classes named by `shard_layers`: a class name or dotted path among the module's
+    submodules, else an importable dotted path; ConfigError naming the first one not found."""
+    import importlib
+
     present: dict[str, type] = {}
     for sub in module.modules():
         cls = type(sub)
@@ -35,14 +39,21 @@ def find_layer_classes(module: Any, names: tuple[str, ...]) -> tuple[type, ...]:
         present.setdefault(cls.__name__, cls)
     found = []
     for name in names:
-        if name not in present:
+        cls = present.get(name)
+        if cls is None and "." in name:
+            path, _, attr = name.rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(path), attr, None)
+            except ImportError:
+                cls = None
+        if not isinstance(cls, type):
             kinds = sorted({c.__name__ for c in present.values()} - {type(module).__name__})
             raise ConfigError(
                 f"hyperparameter shard_layers={','.join(names)!r} is invalid: "
                 f"{type(module).__name__} has no {name} layer; its layer classes: "
-                f"{', '.join(kinds) or 'none'}"
+                f"{', '.join(kinds) or 'none yet (give dotted paths)'}"
             )
-        found.append(present[name])
+        found.append(cls)
     return tuple(dict.fromkeys(found))
 
 
@@ -89,8 +100,6 @@ def strategy(cluster: Any, s: ShardingSettings, timeout_s: int, pl: Any, module:
 def install(module: Any, s: ShardingSettings, cluster: Any) -> None:
     """Make `module.configure_model` shard it with FSDP2 after the user's own hook ran."""
     user_hook = module.configure_model  # the user's, or LightningModule's no-op
-    if s.layers and not _defines_configure_model(module):
-        find_layer_classes(module, s.layers)  # all layers exist already: fail in the first seconds
 
     def configure_model() -> None:
         user_hook()
@@ -100,17 +109,6 @@ def install(module: Any, s: ShardingSettings, cluster: Any) -> None:
         shard(module, s, cluster)
 
     module.configure_model = configure_model
-
-
-def _defines_configure_model(module: Any) -> bool:
-    """True when the user's class (not Lightning's) defines configure_model: layers may be
-    created there, so they are looked for only after it ran."""
-    for cls in type(module).__mro__:
-        if cls.__module__.startswith(("lightning.", "pytorch_lightning.")):
-            return False
-        if "configure_model" in vars(cls):
-            return True
-    return False
 
 
 def _is_sharded(module: Any) -> bool:
@@ -157,11 +155,14 @@ def shard(module: Any, s: ShardingSettings, cluster: Any) -> None:
         inner = sub._checkpoint_wrapped_module if _is_wrapper(sub) else sub
         if layers and isinstance(inner, layers) and id(sub) not in wrapped:
             fully_shard(sub, **kwargs)  # a checkpoint wrapper is sharded with what it wraps
-    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 
     for _, child in module.named_children():
         if not isinstance(child, FSDPModule) and any(True for _ in child.parameters()):
             fully_shard(child, **kwargs)
+        for method in FORWARD_METHODS:  # called instead of forward: gather the shards too
+            if isinstance(child, FSDPModule) and callable(getattr(child, method, None)):
+                register_fsdp_forward_method(child, method)
     if any(True for _ in module.parameters(recurse=False)):
         fully_shard(module, **kwargs)
 
@@ -238,13 +239,21 @@ def settings_for(hp: Any, cluster: Any) -> ShardingSettings:
 
 
 def save_consolidated(
-    state: dict[str, Any], model_dir: Any, *, config_yaml: str, info: dict[str, Any]
+    state: dict[str, Any], model_dir: Any, *, config_yaml: str, info: dict[str, Any], trainer: Any
 ) -> None:
     """Global rank 0: the gathered weights loaded strictly into a plain module rebuilt from the
     config (no FSDP, no process group), which is then saved as any model is (its `export` hook
-    included): what the model dir holds is what a user's notebook loads."""
+    included): what the model dir holds is what a user's notebook loads. A module that builds
+    its layers in `setup` from the data (Donut) gets that hook run with the job's trainer."""
     from training.export import build_module, save_model
 
     plain = build_module(config_yaml)
+    if set(state) - set(plain.state_dict()):
+        plain.trainer = trainer  # setup reads trainer.datamodule
+        try:
+            plain.setup("fit")
+            plain.configure_model()
+        finally:
+            plain.trainer = None
     plain.load_state_dict(state, strict=True)
     save_model(plain.eval(), model_dir, config_yaml=config_yaml, info=info)

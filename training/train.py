@@ -295,7 +295,7 @@ def run(argv: Sequence[str]) -> int:
         }
         if gathered is not None:
             sharding.save_consolidated(
-                gathered, sm.model_dir, config_yaml=task.resolved_config, info=info
+                gathered, sm.model_dir, config_yaml=task.resolved_config, info=info, trainer=trainer
             )
         else:
             save_model(module, sm.model_dir, config_yaml=task.resolved_config, info=info)
