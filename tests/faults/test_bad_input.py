@@ -126,6 +126,14 @@ CLI_CASES = [
     ),
     ({"instance_count": 0}, "instance_count=0: expected an integer from 1 to 64"),
     ({"instance_count": 100}, "instance_count=100: expected an integer from 1 to 64"),
+    (
+        {"hp": ["sharding=hybrid"], "instance_count": 1},
+        "hyperparameters.sharding='hybrid': hybrid shards within a node and replicates across nodes, and this job has 1 node; use fsdp on one node",
+    ),
+    (
+        {"hp": ["cpu_offload=true"]},
+        "hyperparameters.cpu_offload='true': needs sharding=fsdp or sharding=hybrid (sharding is none)",
+    ),
 ]
 #: Step Functions execution input -> message.
 EXECUTION_CASES = [
