@@ -30,6 +30,8 @@ sys.path.insert(
 )
 from shardnet.model import Block, BlockNet
 
+pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")
+
 
 def _hp(**values: str) -> Hyperparameters:
     return Hyperparameters.from_mapping(values)
