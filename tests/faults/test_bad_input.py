@@ -198,7 +198,7 @@ HYPERPARAMETER_CASES = [
     (
         "optimizer",
         "adam",
-        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, dist_timeout_s, process_group_backend or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
+        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, dist_timeout_s, process_group_backend, sharding, shard_layers, activation_checkpointing, cpu_offload or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
     ),
     (
         "lr_key",
