@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from training.sharding_rules import ShardingSettings
 from training.sm_env import ConfigError, SageMakerEnv
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,11 @@ def resolve_precision(requested: str, accelerator: str, bf16_supported: bool) ->
 
 
 def lightning_kwargs(
-    cluster: Cluster, timeout_s: int, pl: Any, sharding: Any = None, module: Any = None
+    cluster: Cluster,
+    timeout_s: int,
+    pl: Any,
+    sharding: ShardingSettings | None = None,
+    module: Any = None,
 ) -> dict[str, Any]:
     """Trainer arguments for the cluster, from the task's Lightning package `pl`: accelerator,
     devices, num_nodes and the strategy (DDP, or with `sharding` enabled the sharded strategy

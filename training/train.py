@@ -228,8 +228,10 @@ def run(argv: Sequence[str]) -> int:
             save_dir=str(sm.output_data_dir), name="lightning_logs"
         )
     trainer = pl.Trainer(
-        **user_kwargs,
-        **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl, shard, task.model),
+        **{
+            **user_kwargs,
+            **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl, shard, task.model),
+        },
         precision=precision,
         callbacks=[
             *user_callbacks,
