@@ -19,6 +19,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from training.sharded_checkpoints import FOLDER_PREFIX
 from training.sharding_rules import ShardingSettings
 from training.sm_env import ConfigError
 
@@ -257,3 +258,13 @@ def save_consolidated(
             plain.trainer = None
     plain.load_state_dict(state, strict=True)
     save_model(plain.eval(), model_dir, config_yaml=config_yaml, info=info)
+
+
+def check_resume(resume: Any, s: ShardingSettings) -> None:
+    """A sharded checkpoint folder resumes only a sharded run (DDP loads one file)."""
+    if resume is not None and not s.enabled and resume.is_dir():
+        raise ConfigError(
+            f"{resume} is a sharded checkpoint (written with sharding=fsdp or hybrid) but "
+            "hyperparameter sharding='none': resume with sharding=fsdp or hybrid, or delete the "
+            f"{FOLDER_PREFIX}* folders in {resume.parent} to train from scratch"
+        )

@@ -214,6 +214,7 @@ def run(argv: Sequence[str]) -> int:
             timeout_s=hp.dist_timeout_s,
         )
     resume, step = select_checkpoint(sm.checkpoint_dir, quarantine=cluster.is_global_zero)
+    sharding.check_resume(resume, shard)
     if resume is not None and cluster.is_local_zero:  # one line per host
         log.info("resuming from %s at global step %d", resume, step)
 

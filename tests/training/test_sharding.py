@@ -228,6 +228,19 @@ def test_no_sharded_folder_leaves_last_ckpt_rules_alone(tmp_path):
     assert not (tmp_path / contract.CHECKPOINT_FILE).exists()
 
 
+def test_a_sharded_checkpoint_does_not_resume_an_unsharded_run(tmp_path):
+    folder = _write(tmp_path, 4)
+    resume, _ = select_checkpoint(tmp_path)
+    sharding.check_resume(resume, sharding_rules.settings({"sharding": "fsdp"}))
+    with pytest.raises(ConfigError) as info:
+        sharding.check_resume(resume, sharding_rules.settings({}))
+    assert str(info.value) == (
+        f"{folder} is a sharded checkpoint (written with sharding=fsdp or hybrid) but "
+        "hyperparameter sharding='none': resume with sharding=fsdp or hybrid, or delete the "
+        f"sharded-step-* folders in {tmp_path} to train from scratch"
+    )
+
+
 def test_prune_keeps_the_newest_two(tmp_path):
     for step in (2, 4, 6):
         _write(tmp_path, step)
