@@ -93,6 +93,7 @@ bench: setup
 	$(BIN)/python -m bench synth
 	$(BIN)/python -m bench wheelhouse
 	$(BIN)/python -m bench donut
+	$(BIN)/python -m bench sharding
 	$(BIN)/python -m bench demo
 
 clean:

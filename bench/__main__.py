@@ -16,6 +16,7 @@ BENCHMARKS = {
     "demo": "bench.demo",
     "wheelhouse": "bench.wheelhouse",
     "donut": "bench.donut",
+    "sharding": "bench.sharding",
 }
 
 

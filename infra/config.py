@@ -53,6 +53,7 @@ from infra.task_validators import (  # noqa: F401 (re-exported)
     validate_hyperparameter,
     validate_hyperparameters,
     validate_metrics,
+    validate_sharding,
     validate_source_dir,
     validate_task_config,
 )
@@ -311,6 +312,7 @@ def _validated(v: dict[str, Any]) -> dict[str, Any]:
             pg,
             f"nccl needs GPUs; {instance_type} has none",
         )
+    validate_sharding(hps, count)
     source_dir = out["source_dir"] = validate_source_dir(v["source_dir"])
     out["config"] = validate_task_config(v["config"], source_dir)
     out["metrics"] = validate_metrics(v["metrics"])

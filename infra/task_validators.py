@@ -18,7 +18,7 @@ from infra.validators import (
     RESERVED_HYPERPARAMETERS,
     _fail,
 )
-from training import contract
+from training import contract, sharding_rules
 
 _NUMBER_RULE = re.compile(r"\((integer|float) (>=|>) (-?[0-9.]+)\)")
 _HP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -94,6 +94,15 @@ def validate_hyperparameters(value: Any) -> dict[str, str]:
             f" {RESERVED_HYPERPARAMETERS} sagemaker_* entries the workflow adds)",
         )
     return {name: validate_hyperparameter(name, v) for name, v in value.items()}
+
+
+def validate_sharding(hps: Mapping[str, str], instance_count: int) -> None:
+    """The sharding hyperparameters against each other and the cluster (training/sharding_rules.py,
+    the rules the job applies in its first seconds)."""
+    try:
+        sharding_rules.check_cluster(sharding_rules.settings(hps), instance_count)
+    except sharding_rules.ShardingRuleError as err:
+        raise _fail(f"hyperparameters.{err.name}", err.value, err.allowed) from None
 
 
 def validate_source_dir(value: Any, base: Path | None = None) -> str | None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from training import contract
+from training import contract, sharded_checkpoints
 from training.atomic import atomic_file
 from training.sm_env import ConfigError
 
@@ -68,7 +68,9 @@ def rotate_checkpoint(last: Path) -> None:
 
 
 def select_checkpoint(folder: Path, *, quarantine: bool = False) -> tuple[Path | None, int]:
-    """The checkpoint to resume from: last.ckpt, else previous.ckpt when last.ckpt is unreadable.
+    """The checkpoint to resume from: the newest complete sharded step folder (sharded runs:
+    training/sharded_checkpoints.py), else last.ckpt, else previous.ckpt when last.ckpt is
+    unreadable.
 
     Returns (None, 0) when neither file exists (a fresh start). Raises ConfigError when
     checkpoints exist but none can be read: a job never silently starts over from step 0.
@@ -76,6 +78,9 @@ def select_checkpoint(folder: Path, *, quarantine: bool = False) -> tuple[Path |
     dot-file, so the next rotation cannot push it over the good previous.ckpt and the
     checkpoint sync (which skips dot-files) never uploads it again.
     """
+    sharded = sharded_checkpoints.select(folder)
+    if sharded is not None:
+        return sharded
     candidates = [folder / contract.CHECKPOINT_FILE, folder / contract.PREVIOUS_CHECKPOINT_FILE]
     problems: list[str] = []
     for path in candidates:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from training.sharding_rules import ShardingSettings
 from training.sm_env import ConfigError, SageMakerEnv
 
 log = logging.getLogger(__name__)
@@ -292,9 +293,16 @@ def resolve_precision(requested: str, accelerator: str, bf16_supported: bool) ->
     return requested
 
 
-def lightning_kwargs(cluster: Cluster, timeout_s: int, pl: Any) -> dict[str, Any]:
+def lightning_kwargs(
+    cluster: Cluster,
+    timeout_s: int,
+    pl: Any,
+    sharding: ShardingSettings | None = None,
+    module: Any = None,
+) -> dict[str, Any]:
     """Trainer arguments for the cluster, from the task's Lightning package `pl`: accelerator,
-    devices, num_nodes and the strategy."""
+    devices, num_nodes and the strategy (DDP, or with `sharding` enabled the sharded strategy
+    for `module`: training/sharding.py)."""
     kwargs: dict[str, Any] = {
         "accelerator": cluster.accelerator,
         "devices": cluster.devices_per_node,
@@ -302,6 +310,11 @@ def lightning_kwargs(cluster: Cluster, timeout_s: int, pl: Any) -> dict[str, Any
     }
     if not cluster.distributed:
         kwargs["strategy"] = "auto"
+        return kwargs
+    if sharding is not None and sharding.enabled:
+        from training import sharding as sharding_mod
+
+        kwargs["strategy"] = sharding_mod.strategy(cluster, sharding, timeout_s, pl, module)
         return kwargs
     from training.lightning_flavour import submodule
 

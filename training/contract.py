@@ -45,6 +45,8 @@ LAUNCHER_FLAGS = {
     "torchrun": "sagemaker_torch_distributed_enabled",  # torchrun, NCCL on GPU
 }
 BACKENDS = ("smddp", "torchrun", "none")
+#: The `sharding` hyperparameter's values (none = DDP, every process holds a full copy).
+SHARDING_MODES = ("none", "fsdp", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,28 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         "torch.distributed backend; auto = smddp under the SMDDP launcher, nccl on GPU, "
         "gloo on CPU",
         ("auto", "smddp", "nccl", "gloo"),
+    ),
+    "sharding": Hyperparameter(
+        "none",
+        "how parameters, gradients and optimizer state are spread: none = a full copy per "
+        "process (DDP); fsdp = sharded over every process; hybrid = sharded within a node, "
+        "replicated across nodes",
+        SHARDING_MODES,
+    ),
+    "shard_layers": Hyperparameter(
+        None,
+        "with sharding: comma-separated layer classes sharded (and checkpointed) one by one, by "
+        "class name or dotted path (Block, torch.nn.TransformerEncoderLayer)",
+    ),
+    "activation_checkpointing": Hyperparameter(
+        "false",
+        "with sharding: recompute the activations of each shard_layers layer in the backward pass",
+        ("false", "true"),
+    ),
+    "cpu_offload": Hyperparameter(
+        "false",
+        "with sharding on GPU: keep sharded parameters and optimizer state in host memory",
+        ("false", "true"),
     ),
 }
 

@@ -43,21 +43,29 @@ def load_model(model_dir: Path, code_root: Path | None = None) -> Any:
     """The trained LightningModule, rebuilt from config.yaml with the user's classes and loaded
     with model.pt (eval mode). `code_root`: where the task's packages are (the source dir)."""
     import torch
-    import yaml
 
     model_dir = Path(model_dir)
     if code_root is not None and str(code_root) not in sys.path:
         sys.path.insert(0, str(code_root))
+    module = build_module((model_dir / contract.MODEL_CONFIG_FILE).read_text())
+    state = torch.load(model_dir / contract.MODEL_FILE, map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    return module.eval()
+
+
+def build_module(config_yaml: str) -> Any:
+    """A fresh LightningModule from a resolved task config (its `model:` section), the layers
+    its own `configure_model` creates included: a plain module, no process group needed."""
+    import yaml
     from jsonargparse import ArgumentParser
 
     from training import lightning_flavour
 
-    section = yaml.safe_load((model_dir / contract.MODEL_CONFIG_FILE).read_text())["model"]
+    section = yaml.safe_load(config_yaml)["model"]
     pl = lightning_flavour.package(lightning_flavour.detect(section["class_path"], None))
     # jsonargparse, as the job parsed it: nested class_path/init_args are built too
     parser = ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(pl.LightningModule, "model")
     module = parser.instantiate_classes(parser.parse_object({"model": section})).model
-    state = torch.load(model_dir / contract.MODEL_FILE, map_location="cpu", weights_only=True)
-    module.load_state_dict(state)
-    return module.eval()
+    module.configure_model()  # LightningModule's default does nothing
+    return module

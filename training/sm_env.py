@@ -45,6 +45,10 @@ class Hyperparameters:
     checkpoint_every_n_steps: int
     dist_timeout_s: int
     process_group_backend: str
+    sharding: str
+    shard_layers: str | None
+    activation_checkpointing: str
+    cpu_offload: str
     overrides: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

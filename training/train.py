@@ -92,6 +92,8 @@ def explain_distributed_failure(err: BaseException) -> str | None:
 def parameter_hash(module: Any) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
+        if hasattr(tensor, "full_tensor"):  # a sharded parameter: every rank gathers it
+            tensor = tensor.full_tensor()
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()
@@ -145,7 +147,7 @@ def run(argv: Sequence[str]) -> int:
     import torch
 
     from training import cluster as cluster_mod
-    from training import sm_env
+    from training import sharding, sm_env
     from training import task as task_mod
     from training.callbacks import callbacks_for, write_progress
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
@@ -174,6 +176,7 @@ def run(argv: Sequence[str]) -> int:
         seed=hp.seed,
     )
     pl = task.pl
+    shard = sharding.settings_for(hp, cluster)
     cluster_mod.import_backend(cluster)
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     precision = cluster_mod.resolve_precision(hp.precision, cluster.accelerator, bf16)
@@ -211,7 +214,8 @@ def run(argv: Sequence[str]) -> int:
             timeout_s=hp.dist_timeout_s,
         )
     resume, step = select_checkpoint(sm.checkpoint_dir, quarantine=cluster.is_global_zero)
-    if resume is not None and cluster.is_global_zero:
+    sharding.check_resume(resume, shard)
+    if resume is not None and cluster.is_local_zero:  # one line per host
         log.info("resuming from %s at global step %d", resume, step)
 
     runner_cb = callbacks_for(task.flavour)
@@ -225,13 +229,17 @@ def run(argv: Sequence[str]) -> int:
             save_dir=str(sm.output_data_dir), name="lightning_logs"
         )
     trainer = pl.Trainer(
-        **{**user_kwargs, **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl)},
+        **{
+            **user_kwargs,
+            **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl, shard, task.model),
+        },
         precision=precision,
         callbacks=[
             *user_callbacks,
             runner_cb.MetricLines(cluster.world_size),
             runner_cb.LastCheckpoint(sm.checkpoint_dir, hp.checkpoint_every_n_steps),
             *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
+            *sharding.callbacks(shard, pl, cluster),
         ],
         enable_checkpointing=has_model_checkpoint,
         plugins=[atomic_checkpoint_io(pl)],
@@ -262,6 +270,7 @@ def run(argv: Sequence[str]) -> int:
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     final = {contract.metric_name(k): float(v) for k, v in (results[0] if results else {}).items()}
 
+    gathered = sharding.full_state_dict(module) if shard.enabled else None  # every rank
     if trainer.is_global_zero:
         info = {
             "metrics": final,
@@ -287,7 +296,12 @@ def run(argv: Sequence[str]) -> int:
             },
             "versions": _versions(pl),
         }
-        save_model(module, sm.model_dir, config_yaml=task.resolved_config, info=info)
+        if gathered is not None:
+            sharding.save_consolidated(
+                gathered, sm.model_dir, config_yaml=task.resolved_config, info=info, trainer=trainer
+            )
+        else:
+            save_model(module, sm.model_dir, config_yaml=task.resolved_config, info=info)
         log.info("model written to %s", sm.model_dir / contract.MODEL_FILE)
     if debug_dir is not None:
         record = {

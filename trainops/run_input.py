@@ -80,6 +80,9 @@ def check_with_synth_rules(
         count = data.get("instance_count", config.instance_count)
         if config.backend == "smddp":
             rules.resolve_backend("smddp", instance_type, count)
+        rules.validate_sharding(
+            {**config.hyperparameters, **data.get("hyperparameters", {})}, int(count)
+        )
         spot = data.get("spot", config.spot)
         max_wait = config.max_wait_s or (config.max_runtime_s * 2 if spot else 0)
         rules.validate_spot(spot, config.max_runtime_s, max_wait)

@@ -126,6 +126,14 @@ CLI_CASES = [
     ),
     ({"instance_count": 0}, "instance_count=0: expected an integer from 1 to 64"),
     ({"instance_count": 100}, "instance_count=100: expected an integer from 1 to 64"),
+    (
+        {"hp": ["sharding=hybrid"], "instance_count": 1},
+        "hyperparameters.sharding='hybrid': hybrid shards within a node and replicates across nodes, and this job has 1 node; use fsdp on one node",
+    ),
+    (
+        {"hp": ["cpu_offload=true"]},
+        "hyperparameters.cpu_offload='true': needs sharding=fsdp or sharding=hybrid (sharding is none)",
+    ),
 ]
 #: Step Functions execution input -> message.
 EXECUTION_CASES = [
@@ -190,7 +198,7 @@ HYPERPARAMETER_CASES = [
     (
         "optimizer",
         "adam",
-        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, dist_timeout_s, process_group_backend or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
+        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, dist_timeout_s, process_group_backend, sharding, shard_layers, activation_checkpointing, cpu_offload or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
     ),
     (
         "lr_key",

@@ -298,8 +298,9 @@ def test_context_errors(context, message):
 
 
 def test_every_contract_hyperparameter_has_a_rule_and_valid_default():
-    # Free-form strings: the task config (set as training.config) and the config key of the lr.
-    free_form = {"config", "lr_key"}
+    # Free-form strings: the task config (set as training.config), the config key of the lr and
+    # the layer classes to shard (checked against the model in the job).
+    free_form = {"config", "lr_key", "shard_layers"}
     for name, spec in contract.HYPERPARAMETERS.items():
         if spec.kind in ("int", "float"):
             # The rule infra/config.py reads from the help agrees with the one the runner applies.
@@ -309,8 +310,9 @@ def test_every_contract_hyperparameter_has_a_rule_and_valid_default():
         else:
             assert spec.choices or name in free_form, name
         if spec.default is None:
-            # Shortcuts (epochs, lr, ...) take their default from the task config.
-            assert spec.target, name
+            # Shortcuts (epochs, lr, ...) take their default from the task config; shard_layers
+            # has none (shard each top-level child only).
+            assert spec.target or name == "shard_layers", name
             continue
         if name == "config":
             continue  # the workflow adds it from training.config; users cannot set it
