@@ -1,0 +1,110 @@
+"""Registry stage: a trained model becomes a version of the stack's model package group.
+
+MetricTags (Map: FinalMetricDataList -> tags `metric:<name>`; JSONPath cannot turn the list
+into a map) -> RegistryMetadata -> RegisterModel (CreateModelPackage through the aws-sdk
+integration: Step Functions has no optimized one) -> RecordModelPackage -> next. A registry
+failure never fails a trained run: the model is in S3 and the notification says why it was not
+registered (RecordRegistryError).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.workflow_settings import WorkflowSettings
+
+
+def registry_stage(
+    scope: Construct, s: WorkflowSettings, *, next_state: sfn.IChainable
+) -> sfn.Chain:
+    """MetricTags -> RegistryMetadata -> RegisterModel -> RecordModelPackage -> next."""
+    tags = sfn.Map(
+        scope,
+        "MetricTags",
+        comment="FinalMetricDataList -> [{Key: metric:<name>, Value: '<value>'}].",
+        items_path="$.result.final_metrics",
+        max_concurrency=10,
+        result_path="$.registry.tags",
+    )
+    tags.item_processor(
+        sfn.Pass(
+            scope,
+            "MetricTag",
+            parameters={
+                "Key.$": "States.Format('metric:{}', $.MetricName)",
+                "Value.$": "States.Format('{}', $.Value)",
+            },
+        )
+    )
+    metadata = sfn.Pass(
+        scope,
+        "RegistryMetadata",
+        parameters={
+            "trainops:training-job.$": "$.result.job_name",
+            "trainops:trigger.$": "$.run.trigger",
+            "trainops:instance-type.$": "$.run.instance_type",
+            "trainops:instance-count.$": "States.Format('{}', $.run.instance_count)",
+        },
+        result_path="$.registry.metadata",
+    )
+    record_error = sfn.Pass(
+        scope,
+        "RecordRegistryError",
+        input_path="$.registry.error",
+        result_path="$.result.model_registry_error",
+    ).next(next_state)
+    record_package = sfn.Pass(
+        scope,
+        "RecordModelPackage",
+        input_path="$.registry.package.arn",
+        result_path="$.result.model_package_arn",
+    ).next(next_state)
+    register = (
+        tasks.CallAwsService(
+            scope,
+            "RegisterModel",
+            service="sagemaker",
+            action="createModelPackage",
+            # As the role's statement (infra/workflow.py): versions of this group only.
+            iam_resources=[
+                cdk.Stack.of(scope).format_arn(
+                    service="sagemaker",
+                    resource="model-package",
+                    resource_name=f"{s.model_package_group}/*",
+                )
+            ],
+            parameters={
+                "ModelPackageGroupName": s.model_package_group,
+                "ModelPackageDescription.$": (
+                    "States.Format('trained by {} (execution {})', $.result.job_name, "
+                    "$$.Execution.Name)"
+                ),
+                "ModelApprovalStatus": s.model_approval_status,
+                "InferenceSpecification": {
+                    "Containers": [
+                        {"Image": s.image_uri, "ModelDataUrl.$": "$.result.model_artifacts"}
+                    ],
+                    "SupportedContentTypes": ["application/json"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+                # The run's hyperparameters as they were sent, plus where the model came from.
+                "CustomerMetadataProperties.$": (
+                    "States.JsonMerge($.hyperparameters, $.registry.metadata, false)"
+                ),
+                "Tags.$": "$.registry.tags",
+            },
+            result_selector={"arn.$": "$.ModelPackageArn"},
+            result_path="$.registry.package",
+        )
+        .add_retry(
+            errors=["SageMaker.ThrottlingException"],
+            interval=cdk.Duration.seconds(5),
+            max_attempts=3,
+            backoff_rate=2.0,
+        )
+        .add_catch(record_error, errors=["States.ALL"], result_path="$.registry.error")
+    )
+    return sfn.Chain.start(tags).next(metadata).next(register).next(record_package)
