@@ -10,6 +10,8 @@ Fail state `Reject: <rule>` with the message `trainops start` prints for the sam
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -39,29 +41,7 @@ def input_stage(scope: Construct, s: WorkflowSettings) -> sfn.Chain:
         "ValidateInput",
         "Shape of the execution input; every rule ends in a Fail state.",
         _input_rules(),
-    ).otherwise(
-        sfn.Chain.start(_apply_defaults(scope, s))
-        .next(_merge_input(scope))
-        .next(_inspect_input(scope))
-        .next(_count_input(scope))
-        .next(
-            sfn.Pass(
-                scope,
-                "CountHyperparameters",
-                parameters={"count.$": "States.ArrayLength($.hp_all_values)"},
-                result_path="$.hp_count_result",
-            )
-        )
-        .next(
-            sfn.Pass(
-                scope,
-                "LiftHyperparameterCount",
-                input_path="$.hp_count_result.count",
-                result_path="$.hp_count",
-            )
-        )
-        .next(check_merged)
-    )
+    ).otherwise(_merge_and_count(scope, s).next(check_merged))
     return sfn.Chain.custom(validate, [plan], plan)
 
 
@@ -188,39 +168,35 @@ def _apply_defaults(scope: Construct, s: WorkflowSettings) -> sfn.Pass:
     )
 
 
-def _merge_input(scope: Construct) -> sfn.Pass:
-    return sfn.Pass(
-        scope,
+#: The Pass states between ApplyDefaults and the merged checks: (name, comment, parameters,
+#: result path). They merge the input over the defaults and count what the checks compare.
+_MERGE_STEPS: tuple[tuple[str, str | None, dict[str, Any], str | None], ...] = (
+    (
         "MergeInput",
-        comment="Top level: input keys override the defaults.",
-        parameters={
+        "Top level: input keys override the defaults.",
+        {
             "run.$": "States.JsonMerge($.defaults, $.input, false)",
             "hp_defaults.$": "$.hp_defaults",
             "hp_sentinel.$": "$.hp_sentinel",
         },
-    )
-
-
-def _inspect_input(scope: Construct) -> sfn.Pass:
-    return sfn.Pass(
-        scope,
+        None,
+    ),
+    (
         "InspectInput",
-        comment="Hyperparameters: user keys override the defaults key by key.",
-        parameters={
+        "Hyperparameters: user keys override the defaults key by key.",
+        {
             "run.$": "$.run",
             "hyperparameters.$": "States.JsonMerge($.hp_defaults, $.run.hyperparameters, false)",
             "top_values.$": "$.run.*",
             "hp_probe.$": "States.JsonMerge($.hp_sentinel, $.run.hyperparameters, false)",
             "count_text.$": "States.JsonToString($.run.instance_count)",
         },
-    )
-
-
-def _count_input(scope: Construct) -> sfn.Pass:
-    return sfn.Pass(
-        scope,
+        None,
+    ),
+    (
         "CountInput",
-        parameters={
+        None,
+        {
             "run.$": "$.run",
             "hyperparameters.$": "$.hyperparameters",
             "count_text.$": "$.count_text",
@@ -229,7 +205,31 @@ def _count_input(scope: Construct) -> sfn.Pass:
             "hp_values.$": "$.hp_probe.*",
             "hp_all_values.$": "$.hyperparameters.*",
         },
-        result_path="$",
+        "$",
+    ),
+    (
+        "CountHyperparameters",
+        None,
+        {"count.$": "States.ArrayLength($.hp_all_values)"},
+        "$.hp_count_result",
+    ),
+)
+
+
+def _merge_and_count(scope: Construct, s: WorkflowSettings) -> sfn.Chain:
+    """ApplyDefaults -> MergeInput -> ... -> LiftHyperparameterCount."""
+    chain = sfn.Chain.start(_apply_defaults(scope, s))
+    for name, comment, parameters, result_path in _MERGE_STEPS:
+        chain = chain.next(
+            sfn.Pass(scope, name, comment=comment, parameters=parameters, result_path=result_path)
+        )
+    return chain.next(
+        sfn.Pass(
+            scope,
+            "LiftHyperparameterCount",
+            input_path="$.hp_count_result.count",
+            result_path="$.hp_count",
+        )
     )
 
 

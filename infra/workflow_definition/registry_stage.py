@@ -50,18 +50,14 @@ def registry_stage(
         },
         result_path="$.registry.metadata",
     )
-    record_error = sfn.Pass(
-        scope,
-        "RecordRegistryError",
-        input_path="$.registry.error",
-        result_path="$.result.model_registry_error",
-    ).next(next_state)
-    record_package = sfn.Pass(
-        scope,
-        "RecordModelPackage",
-        input_path="$.registry.package.arn",
-        result_path="$.result.model_package_arn",
-    ).next(next_state)
+    # Into the result (the notification and the execution output): the version or the error.
+    record_error, record_package = (
+        sfn.Pass(scope, name, input_path=source, result_path=f"$.result.{field}").next(next_state)
+        for name, source, field in (
+            ("RecordRegistryError", "$.registry.error", "model_registry_error"),
+            ("RecordModelPackage", "$.registry.package.arn", "model_package_arn"),
+        )
+    )
     register = (
         tasks.CallAwsService(
             scope,
