@@ -28,6 +28,54 @@ def new_data_stage(
     done_state: sfn.State,
 ) -> sfn.Choice:
     """IsNewDataRun -> FindRunningRuns -> AnotherRunInProgress -> (SkipNewDataRun | next)."""
+    another_run = (
+        sfn.Choice(
+            scope,
+            "AnotherRunInProgress",
+            comment="This run has no job yet: any InProgress job is another run's.",
+        )
+        .when(
+            sfn.Condition.number_greater_than("$.running.count", 0),
+            _skip(scope, s, topic, done_state),
+        )
+        .otherwise(next_state)
+    )
+    return (
+        sfn.Choice(scope, "IsNewDataRun")
+        .when(
+            sfn.Condition.string_equals("$.run.trigger", ei.NEW_DATA_TRIGGER),
+            _find_running_runs(scope, s).next(another_run),
+        )
+        .otherwise(next_state)
+    )
+
+
+def _find_running_runs(scope: Construct, s: WorkflowSettings) -> tasks.CallAwsService:
+    """This stack's InProgress training jobs: how many, and their names."""
+    return tasks.CallAwsService(
+        scope,
+        "FindRunningRuns",
+        service="sagemaker",
+        action="listTrainingJobs",
+        # As the role's statement (infra/workflow.py): no resource-level permission exists.
+        iam_resources=["*"],
+        parameters={
+            "StatusEquals": "InProgress",
+            "NameContains": f"{s.job_name_prefix}-",
+            "MaxResults": 100,
+        },
+        result_selector={
+            "count.$": "States.ArrayLength($.TrainingJobSummaries)",
+            "names.$": "$.TrainingJobSummaries[*].TrainingJobName",
+        },
+        result_path="$.running",
+    )
+
+
+def _skip(
+    scope: Construct, s: WorkflowSettings, topic: sns.ITopic, done_state: sfn.State
+) -> sfn.Chain:
+    """SkipNewDataRun -> NotifySkipped -> done: the run ends SKIPPED, saying which run blocked."""
     skip = sfn.Pass(
         scope,
         "SkipNewDataRun",
@@ -51,41 +99,4 @@ def new_data_stage(
         message=sfn.TaskInput.from_json_path_at("States.JsonToString($.result)"),
         result_path=sfn.JsonPath.DISCARD,
     ).add_catch(done_state, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
-    another_run = (
-        sfn.Choice(
-            scope,
-            "AnotherRunInProgress",
-            comment="This run has no job yet: any InProgress job is another run's.",
-        )
-        .when(
-            sfn.Condition.number_greater_than("$.running.count", 0),
-            skip.next(notify).next(done_state),
-        )
-        .otherwise(next_state)
-    )
-    find_running = tasks.CallAwsService(
-        scope,
-        "FindRunningRuns",
-        service="sagemaker",
-        action="listTrainingJobs",
-        # As the role's statement (infra/workflow.py): no resource-level permission exists.
-        iam_resources=["*"],
-        parameters={
-            "StatusEquals": "InProgress",
-            "NameContains": f"{s.job_name_prefix}-",
-            "MaxResults": 100,
-        },
-        result_selector={
-            "count.$": "States.ArrayLength($.TrainingJobSummaries)",
-            "names.$": "$.TrainingJobSummaries[*].TrainingJobName",
-        },
-        result_path="$.running",
-    )
-    return (
-        sfn.Choice(scope, "IsNewDataRun")
-        .when(
-            sfn.Condition.string_equals("$.run.trigger", ei.NEW_DATA_TRIGGER),
-            find_running.next(another_run),
-        )
-        .otherwise(next_state)
-    )
+    return skip.next(notify).next(done_state)

@@ -58,49 +58,53 @@ def registry_stage(
             ("RecordModelPackage", "$.registry.package.arn", "model_package_arn"),
         )
     )
-    register = (
-        tasks.CallAwsService(
-            scope,
-            "RegisterModel",
-            service="sagemaker",
-            action="createModelPackage",
-            # As the role's statement (infra/workflow.py): versions of this group only.
-            iam_resources=[
-                cdk.Stack.of(scope).format_arn(
-                    service="sagemaker",
-                    resource="model-package",
-                    resource_name=f"{s.model_package_group}/*",
-                )
-            ],
-            parameters={
-                "ModelPackageGroupName": s.model_package_group,
-                "ModelPackageDescription.$": (
-                    "States.Format('trained by {} (execution {})', $.result.job_name, "
-                    "$$.Execution.Name)"
-                ),
-                "ModelApprovalStatus": s.model_approval_status,
-                "InferenceSpecification": {
-                    "Containers": [
-                        {"Image": s.image_uri, "ModelDataUrl.$": "$.result.model_artifacts"}
-                    ],
-                    "SupportedContentTypes": ["application/json"],
-                    "SupportedResponseMIMETypes": ["application/json"],
-                },
-                # The run's hyperparameters as they were sent, plus where the model came from.
-                "CustomerMetadataProperties.$": (
-                    "States.JsonMerge($.hyperparameters, $.registry.metadata, false)"
-                ),
-                "Tags.$": "$.registry.tags",
-            },
-            result_selector={"arn.$": "$.ModelPackageArn"},
-            result_path="$.registry.package",
-        )
-        .add_retry(
-            errors=["SageMaker.ThrottlingException"],
-            interval=cdk.Duration.seconds(5),
-            max_attempts=3,
-            backoff_rate=2.0,
-        )
-        .add_catch(record_error, errors=["States.ALL"], result_path="$.registry.error")
+    register = _register_model(scope, s).add_catch(
+        record_error, errors=["States.ALL"], result_path="$.registry.error"
     )
     return sfn.Chain.start(tags).next(metadata).next(register).next(record_package)
+
+
+def _register_model(scope: Construct, s: WorkflowSettings) -> tasks.CallAwsService:
+    """CreateModelPackage: the image, the model data, the run's metadata and metric tags."""
+    register = tasks.CallAwsService(
+        scope,
+        "RegisterModel",
+        service="sagemaker",
+        action="createModelPackage",
+        # As the role's statement (infra/workflow.py): versions of this group only.
+        iam_resources=[
+            cdk.Stack.of(scope).format_arn(
+                service="sagemaker",
+                resource="model-package",
+                resource_name=f"{s.model_package_group}/*",
+            )
+        ],
+        parameters={
+            "ModelPackageGroupName": s.model_package_group,
+            "ModelPackageDescription.$": (
+                "States.Format('trained by {} (execution {})', $.result.job_name, "
+                "$$.Execution.Name)"
+            ),
+            "ModelApprovalStatus": s.model_approval_status,
+            "InferenceSpecification": {
+                "Containers": [
+                    {"Image": s.image_uri, "ModelDataUrl.$": "$.result.model_artifacts"}
+                ],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            # The run's hyperparameters as they were sent, plus where the model came from.
+            "CustomerMetadataProperties.$": (
+                "States.JsonMerge($.hyperparameters, $.registry.metadata, false)"
+            ),
+            "Tags.$": "$.registry.tags",
+        },
+        result_selector={"arn.$": "$.ModelPackageArn"},
+        result_path="$.registry.package",
+    )
+    return register.add_retry(
+        errors=["SageMaker.ThrottlingException"],
+        interval=cdk.Duration.seconds(5),
+        max_attempts=3,
+        backoff_rate=2.0,
+    )

@@ -52,66 +52,23 @@ def training_stage(scope: Construct, s: WorkflowSettings, outcomes: Outcomes) ->
         train.next(outcomes.summarize)
     else:
         train.next(_describe_training_job(scope, s)).next(outcomes.summarize)
-    (
-        sfn.Chain.start(mint)
-        .next(
-            sfn.Pass(
-                scope,
-                "BuildJobHyperparameters",
-                comment="Script-mode keys last: they override any user key of the same name.",
-                parameters={
-                    "name.$": "$.job.name",
-                    "hyperparameters.$": (
-                        "States.JsonMerge($.hyperparameters, $.job.framework, false)"
-                    ),
-                },
-                result_path="$.job",
-            )
-        )
-        .next(train)
-    )
-    resources = (
-        sfn.Chain.start(
-            sfn.Pass(
-                scope,
-                "BuildResourceConfig",
-                parameters={
-                    "base": {
-                        "InstanceType.$": "$.run.instance_type",
-                        "InstanceCount.$": "$.run.instance_count",
-                        "VolumeSizeInGB": s.volume_size_gb,
-                    }
-                },
-                result_path="$.resources",
-            )
-        )
-        .next(
-            sfn.Pass(
-                scope,
-                "MergeResourceConfig",
-                parameters={
-                    "config.$": (
-                        "States.JsonMerge(States.JsonMerge($.resources.base, "
-                        "$.volume.encryption, false), $.capacity.keep_alive, false)"
-                    )
-                },
-                result_path="$.resources",
-            )
-        )
-        .next(mint)
-    )
-    local_nvme = C.or_(
-        *(C.string_matches("$.run.instance_type", p) for p in LOCAL_NVME_INSTANCE_PATTERNS)
-    )
-    volume = (
-        sfn.Choice(
+    mint.next(
+        sfn.Pass(
             scope,
-            "ChooseVolumeEncryption",
-            comment="Instance types with local NVMe storage reject VolumeKmsKeyId.",
+            "BuildJobHyperparameters",
+            comment="Script-mode keys last: they override any user key of the same name.",
+            parameters={
+                "name.$": "$.job.name",
+                "hyperparameters.$": "States.JsonMerge($.hyperparameters, $.job.framework, false)",
+            },
+            result_path="$.job",
         )
-        .when(local_nvme, _volume(scope, "LocalVolume", {}).next(resources))
-        .otherwise(_volume(scope, "EbsVolume", {"VolumeKmsKeyId": s.kms_key_arn}).next(resources))
-    )
+    ).next(train)
+    return _capacity(scope, s, then=_volume_encryption(scope, s, then=_resources(scope, s, mint)))
+
+
+def _capacity(scope: Construct, s: WorkflowSettings, *, then: sfn.IChainable) -> sfn.Choice:
+    """ChooseCapacity: the stopping condition and warm pool of a spot or on-demand run."""
     keep_alive = {"KeepAlivePeriodInSeconds": s.keep_alive_s} if s.keep_alive_s > 0 else {}
     spot = sfn.Pass(
         scope,
@@ -134,9 +91,54 @@ def training_stage(scope: Construct, s: WorkflowSettings, outcomes: Outcomes) ->
     )
     return (
         sfn.Choice(scope, "ChooseCapacity")
-        .when(C.boolean_equals("$.run.spot", True), spot.next(volume))
-        .otherwise(on_demand.next(volume))
+        .when(C.boolean_equals("$.run.spot", True), spot.next(then))
+        .otherwise(on_demand.next(then))
     )
+
+
+def _volume_encryption(
+    scope: Construct, s: WorkflowSettings, *, then: sfn.IChainable
+) -> sfn.Choice:
+    local_nvme = C.or_(
+        *(C.string_matches("$.run.instance_type", p) for p in LOCAL_NVME_INSTANCE_PATTERNS)
+    )
+    return (
+        sfn.Choice(
+            scope,
+            "ChooseVolumeEncryption",
+            comment="Instance types with local NVMe storage reject VolumeKmsKeyId.",
+        )
+        .when(local_nvme, _volume(scope, "LocalVolume", {}).next(then))
+        .otherwise(_volume(scope, "EbsVolume", {"VolumeKmsKeyId": s.kms_key_arn}).next(then))
+    )
+
+
+def _resources(scope: Construct, s: WorkflowSettings, then: sfn.IChainable) -> sfn.Chain:
+    """BuildResourceConfig -> MergeResourceConfig (volume key and warm pool merged in)."""
+    base = sfn.Pass(
+        scope,
+        "BuildResourceConfig",
+        parameters={
+            "base": {
+                "InstanceType.$": "$.run.instance_type",
+                "InstanceCount.$": "$.run.instance_count",
+                "VolumeSizeInGB": s.volume_size_gb,
+            }
+        },
+        result_path="$.resources",
+    )
+    merged = sfn.Pass(
+        scope,
+        "MergeResourceConfig",
+        parameters={
+            "config.$": (
+                "States.JsonMerge(States.JsonMerge($.resources.base, $.volume.encryption, "
+                "false), $.capacity.keep_alive, false)"
+            )
+        },
+        result_path="$.resources",
+    )
+    return sfn.Chain.start(base).next(merged).next(then)
 
 
 def state_machine_timeout_s(s: WorkflowSettings) -> int:
