@@ -4,7 +4,8 @@ The definition is built from `aws_stepfunctions` states, one module per stage
 (infra/workflow_definition/); the training task is a CustomState (CDK's
 SageMakerCreateTrainingJob has no spot/checkpoint/warm-pool fields and adds its own 0.0.0.0/0
 security group). Every permission the state machine role needs is written here, explicitly,
-with no wildcard actions: the tasks' own policy statements are not used.
+with no wildcard actions: the graph goes in as a string (DefinitionBody.from_string), so the
+tasks' own policy statements are never added.
 """
 
 from __future__ import annotations
