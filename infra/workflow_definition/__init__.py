@@ -6,6 +6,7 @@
     registry_stage    MetricTags ... RegisterModel: the model as a model package version
     outcome_stage     SummarizeResult / JobFailed / CapacityExhausted -> notify -> Succeeded/Failed
     definition        the stages joined; the graph rendered as ASL
+    sagemaker_calls   SageMaker API calls through the aws-sdk integration
     asl               the fixed vocabulary: resources, error names, expressions (CDK-free)
 
 Every intrinsic used here also runs in moto 5.2.5's interpreter (JSONPath, no JSONata).

@@ -16,6 +16,8 @@ from constructs import Construct
 
 from infra import execution_input as ei
 from infra.workflow_definition.asl import SKIPPED_STATUS
+from infra.workflow_definition.outcome_stage import notification
+from infra.workflow_definition.sagemaker_calls import sagemaker_call
 from infra.workflow_settings import WorkflowSettings
 
 
@@ -52,13 +54,11 @@ def new_data_stage(
 
 def _find_running_runs(scope: Construct, s: WorkflowSettings) -> tasks.CallAwsService:
     """This stack's InProgress training jobs: how many, and their names."""
-    return tasks.CallAwsService(
+    return sagemaker_call(
         scope,
         "FindRunningRuns",
-        service="sagemaker",
-        action="listTrainingJobs",
-        # As the role's statement (infra/workflow.py): no resource-level permission exists.
-        iam_resources=["*"],
+        "listTrainingJobs",
+        resources=["*"],  # ListTrainingJobs has no resource-level permission
         parameters={
             "StatusEquals": "InProgress",
             "NameContains": f"{s.job_name_prefix}-",
@@ -91,12 +91,7 @@ def _skip(
         },
         result_path="$.result",
     )
-    notify = tasks.SnsPublish(
-        scope,
-        "NotifySkipped",
-        topic=topic,
-        subject=f"Training skipped ({s.job_name_prefix})",
-        message=sfn.TaskInput.from_json_path_at("States.JsonToString($.result)"),
-        result_path=sfn.JsonPath.DISCARD,
+    notify = notification(
+        scope, "NotifySkipped", s, topic, "Training skipped", "$.result"
     ).add_catch(done_state, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
     return skip.next(notify).next(done_state)

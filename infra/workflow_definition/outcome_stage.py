@@ -39,7 +39,9 @@ def outcome_stage(
 ) -> Outcomes:
     """The end states; `before_success(notify)` puts states between the result and the notice."""
     succeeded = sfn.Succeed(scope, "Succeeded", output_path="$.result")
-    notify_success = _notify(scope, "NotifySuccess", s, topic, "Training completed", "$.result")
+    notify_success = notification(
+        scope, "NotifySuccess", s, topic, "Training completed", "$.result"
+    )
     notify_success.add_catch(
         succeeded, errors=["States.ALL"], result_path="$.notification_error"
     ).next(succeeded)
@@ -60,7 +62,7 @@ def outcome_stage(
     )
 
     failed = sfn.Fail(scope, "Failed", error_path="$.outcome.error", cause_path="$.outcome.cause")
-    notify_failure = _notify(scope, "NotifyFailure", s, topic, "Training FAILED", "$.outcome")
+    notify_failure = notification(scope, "NotifyFailure", s, topic, "Training FAILED", "$.outcome")
     # A notification problem must not hide the training failure.
     notify_failure.add_catch(
         failed, errors=["States.ALL"], result_path="$.notification_error"
@@ -89,9 +91,10 @@ def outcome_stage(
     return Outcomes(summarize, capacity_exhausted, job_failed, succeeded)
 
 
-def _notify(
+def notification(
     scope: Construct, name: str, s: WorkflowSettings, topic: sns.ITopic, subject: str, path: str
 ) -> tasks.SnsPublish:
+    """The state `name` publishing the JSON at `path`, subject `<subject> (<job name prefix>)`."""
     return tasks.SnsPublish(
         scope,
         name,

@@ -14,6 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from infra.workflow_definition.sagemaker_calls import sagemaker_call
 from infra.workflow_settings import WorkflowSettings
 
 
@@ -66,19 +67,14 @@ def registry_stage(
 
 def _register_model(scope: Construct, s: WorkflowSettings) -> tasks.CallAwsService:
     """CreateModelPackage: the image, the model data, the run's metadata and metric tags."""
-    register = tasks.CallAwsService(
+    versions = cdk.Stack.of(scope).format_arn(
+        service="sagemaker", resource="model-package", resource_name=f"{s.model_package_group}/*"
+    )
+    register = sagemaker_call(
         scope,
         "RegisterModel",
-        service="sagemaker",
-        action="createModelPackage",
-        # As the role's statement (infra/workflow.py): versions of this group only.
-        iam_resources=[
-            cdk.Stack.of(scope).format_arn(
-                service="sagemaker",
-                resource="model-package",
-                resource_name=f"{s.model_package_group}/*",
-            )
-        ],
+        "createModelPackage",
+        resources=[versions],
         parameters={
             "ModelPackageGroupName": s.model_package_group,
             "ModelPackageDescription.$": (

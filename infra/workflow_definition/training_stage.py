@@ -34,6 +34,7 @@ from infra.workflow_definition.asl import (
     backoff_table,
 )
 from infra.workflow_definition.outcome_stage import Outcomes
+from infra.workflow_definition.sagemaker_calls import sagemaker_call
 from infra.workflow_settings import WorkflowSettings
 
 C = sfn.Condition
@@ -225,17 +226,15 @@ def _classify_failure(
 
 
 def _describe_training_job(scope: Construct, s: WorkflowSettings) -> tasks.CallAwsService:
-    return tasks.CallAwsService(
+    jobs = cdk.Stack.of(scope).format_arn(
+        service="sagemaker", resource="training-job", resource_name=f"{s.job_name_prefix}-*"
+    )
+    return sagemaker_call(
         scope,
         "DescribeTrainingJob",
+        "describeTrainingJob",
+        resources=[jobs],
         comment="TEST ONLY: what .sync returns (moto has no .sync).",
-        service="sagemaker",
-        action="describeTrainingJob",
-        iam_resources=[
-            cdk.Stack.of(scope).format_arn(
-                service="sagemaker", resource="training-job", resource_name=f"{s.job_name_prefix}-*"
-            )
-        ],
         parameters={"TrainingJobName.$": "$.job.name"},
         # moto's SDK integration leaves datetimes in the output (AWS gives JSON numbers),
         # which moto cannot serialize later: keep the fields the success path reads.
