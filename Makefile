@@ -22,23 +22,21 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo local-train test test-fast test-loaded lint synth bench lock clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements/local.txt constraints.txt
+# The checkout is installed editable (pyproject.toml, setuptools from the pinned files): notebooks
+# and scripts run from anywhere import trainops.sdk, and `trainops` is a console script.
+EDITABLE := install -q --no-deps --no-build-isolation -e .
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt training/requirements/local.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
-	$(call on_path,$(BIN))
+	$(BIN)/pip $(EDITABLE)
 	touch $@
 
-# The checkout on a venv's import path (a .pth file): notebooks and scripts run from anywhere
-# import trainops.sdk without PYTHONPATH.
-define on_path
-	echo "$(CURDIR)" > "$$($(1)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/trainops-checkout.pth"
-endef
-
-$(SDK2)/.installed: requirements-sdk2.txt constraints-sdk2.txt
+$(SDK2)/.installed: requirements-sdk2.txt constraints-sdk2.txt pyproject.toml
 	test -x $(SDK2)/bin/python || $(PY) -m venv $(SDK2)
 	$(SDK2)/bin/pip install -q -r requirements-sdk2.txt -c constraints-sdk2.txt
-	$(call on_path,$(SDK2)/bin)
+	$(SDK2)/bin/pip $(EDITABLE)
 	touch $@
 
 .venv-sdk2: $(SDK2)/.installed

@@ -58,7 +58,7 @@ SCRIPT_MODE_HYPERPARAMETERS = (
 #: (the script-mode keys plus at most one launcher flag).
 #: The same number as infra.config (which keeps one spare slot).
 MAX_USER_HYPERPARAMETERS = _config.MAX_USER_HYPERPARAMETERS
-#: SMDDP runs only on these (FIELD_NOTES: p4d, p4de, p3dn; not p5).
+#: SMDDP runs only on these (p4d, p4de, p3dn; not p5: docs/facts.md).
 SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
 
 #: JSON Schema of the input (documentation and editor support; the validator below is normative).

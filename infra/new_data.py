@@ -5,7 +5,7 @@ after the data, as Spark/Hadoop jobs and `aws s3 sync && aws s3 cp _SUCCESS` scr
 burst of 50 or 50 000 objects is one run, and a run never starts on a half-uploaded dataset
 (a quiet-period timer would: an uploader that pauses longer than the window starts a run on
 partial data). A run already in progress is not duplicated: the state machine's new-data guard
-ends the second execution as SKIPPED and says so (infra/workflow_extras.py).
+ends the second execution as SKIPPED and says so (infra/workflow_definition/new_data_stage.py).
 
 The bucket sends its events to EventBridge natively (NotificationConfiguration.
 EventBridgeConfiguration: no notification Lambda); deliveries that fail land in an encrypted

@@ -18,7 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import workflow_definition as wd
+from infra.workflow_definition import asl as wd
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
 NOTIFIED_BY_THE_STATE_MACHINE = (wd.ERROR_JOB_FAILED, wd.ERROR_CAPACITY)

@@ -1,8 +1,8 @@
 """The model registry: one SageMaker model package group per stack, retained on delete.
 
 Every successful run registers its model there as a new version (the state machine's
-RegisterModel state, infra/workflow_extras.py); `trainops models` lists the versions with their
-metrics and `trainops approve VERSION` approves one.
+RegisterModel state, infra/workflow_definition/registry_stage.py); `trainops models` lists the
+versions with their metrics and `trainops approve VERSION` approves one.
 """
 
 from __future__ import annotations

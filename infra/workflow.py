@@ -1,9 +1,11 @@
 """The training workflow: a Standard state machine around CreateTrainingJob (.sync).
 
-The definition is raw ASL built by `infra.workflow_definition.build_definition` (the L2
-SageMakerCreateTrainingJob task has no spot/checkpoint/retry/warm-pool props and adds its own
-0.0.0.0/0 security group), so every permission the state machine role needs is written here,
-explicitly, with no wildcard actions.
+The definition is built from `aws_stepfunctions` states, one module per stage
+(infra/workflow_definition/); the training task is a CustomState (CDK's
+SageMakerCreateTrainingJob has no spot/checkpoint/warm-pool fields and adds its own 0.0.0.0/0
+security group). Every permission the state machine role needs is written here, explicitly,
+with no wildcard actions: the graph goes in as a string (DefinitionBody.from_string), so the
+tasks' own policy statements are never added.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from constructs import Construct
 
 from infra.config import TrainingConfig
 from infra.registry import ModelRegistry
-from infra.workflow_definition import WorkflowSettings, build_definition
+from infra.workflow_definition import WorkflowSettings, definition_json
 
 #: The managed EventBridge rule Step Functions creates for SageMaker training .sync tasks.
 SYNC_EVENTS_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
@@ -105,7 +107,7 @@ class TrainingWorkflow(Construct):
             model_package_group=registry.group_name if registry else "",
         )
         #: The definition as a dict (tokens unresolved): tests render it with concrete values.
-        self.definition = build_definition(self.settings)
+        self.definition = definition_json(Construct(self, "Definition"), self.settings)
 
         log_group_name = f"/aws/vendedlogs/states/{config.stack_name}-training"
         self.log_group = logs.LogGroup(

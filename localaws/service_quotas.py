@@ -38,7 +38,7 @@ from localaws.api_model import request_problems
 
 SERVICE_CODE = "sagemaker"
 SERVICE_NAME = "Amazon SageMaker"
-#: Published name and code (FIELD_NOTES "Operations facts").
+#: Published name and code (docs/facts.md, "Service Quotas for SageMaker training").
 TOTAL_INSTANCES = "Number of instances across all training jobs"
 TOTAL_INSTANCES_CODE = "L-00C91CB5"
 TOTAL_INSTANCES_DEFAULT = 4.0

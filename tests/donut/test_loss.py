@@ -1,7 +1,7 @@
 """The task computes Donut's loss itself: next-token cross-entropy, labels shifted once.
 
 transformers 4.50-4.57 shift the labels a second time inside VisionEncoderDecoderModel's own
-loss (FIELD_NOTES); a model trained on that learns to predict the token after next. These tests
+loss (docs/facts.md); a model trained on that learns to predict the token after next. These tests
 fail if the task's loss is the double-shifted one.
 """
 

@@ -25,7 +25,6 @@ from moto import mock_aws
 
 from infra import execution_input as ei
 from infra import workflow_definition as wd
-from infra import workflow_extras as extras
 from localaws.api_model import validate_request
 from tests import timing
 from training import contract
@@ -180,7 +179,7 @@ def test_sync_rendering_uses_the_sync_resource_and_no_describe_step():
     assert "DescribeTrainingJob" not in states
     resources = {s.get("Resource") for s in states.values() if s["Type"] == "Task"}
     # Besides training and notifying: the new-data guard's look at its own running executions.
-    assert resources == {wd.CREATE_TRAINING_JOB_SYNC, wd.SNS_PUBLISH, extras.LIST_TRAINING_JOBS_SDK}
+    assert resources == {wd.CREATE_TRAINING_JOB_SYNC, wd.SNS_PUBLISH, wd.LIST_TRAINING_JOBS_SDK}
 
 
 # --- Input validation inside the state machine -------------------------------------------------
