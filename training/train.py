@@ -147,7 +147,7 @@ def run(argv: Sequence[str]) -> int:
     from training import cluster as cluster_mod
     from training import sm_env
     from training import task as task_mod
-    from training.callbacks import callbacks_for, write_progress
+    from training.callbacks import callbacks_for, has_validation_loop, scalars, write_progress
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.lightning_flavour import submodule
@@ -217,9 +217,6 @@ def run(argv: Sequence[str]) -> int:
     runner_cb = callbacks_for(task.flavour)
     user_kwargs = dict(task.trainer_kwargs)
     user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
-    has_model_checkpoint = any(
-        isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks
-    )
     if user_kwargs.get("logger") in (None, True):
         user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
             save_dir=str(sm.output_data_dir), name="lightning_logs"
@@ -233,7 +230,7 @@ def run(argv: Sequence[str]) -> int:
             runner_cb.LastCheckpoint(sm.checkpoint_dir, hp.checkpoint_every_n_steps),
             *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
         ],
-        enable_checkpointing=has_model_checkpoint,
+        enable_checkpointing=True,  # MetricLines is a Checkpoint: Lightning adds none of its own
         plugins=[atomic_checkpoint_io(pl)],
         default_root_dir=str(sm.output_data_dir),
         enable_progress_bar=False,
@@ -259,8 +256,11 @@ def run(argv: Sequence[str]) -> int:
             f"{sm.checkpoint_dir} (or give the job a new checkpoint location) to train this "
             "model from scratch"
         ) from None
-    results = trainer.validate(module, datamodule=datamodule, verbose=False)
-    final = {contract.metric_name(k): float(v) for k, v in (results[0] if results else {}).items()}
+    if has_validation_loop(pl, module, datamodule):
+        results = trainer.validate(module, datamodule=datamodule, verbose=False)
+        final = scalars(results[0] if results else {})
+    else:  # what the last training epoch logged
+        final = scalars(dict(trainer.callback_metrics))
 
     if trainer.is_global_zero:
         info = {
