@@ -46,8 +46,10 @@ def load_model(model_dir: Path, code_root: Path | None = None) -> Any:
     import yaml
 
     model_dir = Path(model_dir)
-    if code_root is not None and str(code_root) not in sys.path:
-        sys.path.insert(0, str(code_root))
+    for sub in contract.PACKAGE_ROOTS if code_root is not None else ():
+        path = Path(code_root) / sub
+        if path.is_dir() and str(path) not in sys.path:
+            sys.path.insert(0, str(path))
     from jsonargparse import ArgumentParser
 
     from training import lightning_flavour

@@ -197,22 +197,24 @@ def _importable(code_root: Path, keep: bool) -> Iterator[None]:
     """The code root first on sys.path while the task is parsed (its packages are the user's);
     `keep` leaves it there (the job uses the classes afterwards)."""
     root = str(code_root)
-    added = root not in sys.path
-    if added:
-        sys.path.insert(0, root)
+    paths = [str(code_root / sub) for sub in contract.PACKAGE_ROOTS if (code_root / sub).is_dir()]
+    added = [path for path in paths if path not in sys.path]
+    sys.path[:0] = added
     before = set(sys.modules)
     try:
         yield
     finally:
         if not keep and root != _RUNNER_ROOT:  # a later check of another copy imports afresh
-            if added and root in sys.path:
-                sys.path.remove(root)
+            for path in added:
+                if path in sys.path:
+                    sys.path.remove(path)
             for name in set(sys.modules) - before:
                 if str(getattr(sys.modules[name], "__file__", None) or "").startswith(root):
                     del sys.modules[name]
 
 
-#: Tried in order when lr_key is left at its default and the config has no number there.
+#: Preferred in this order when lr_key is left at its default and the config has no number
+#: there (any other model/optimizer `*.lr` is found too: _lr_keys).
 LR_KEY_CANDIDATES = (
     "model.init_args.lr",
     "model.init_args.learning_rate",
@@ -224,14 +226,101 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _find_lr_key(cfg: Any, lr_key: str) -> str:
-    """lr_key, or (when lr_key is the default and holds no number) the one candidate that does."""
-    if lr_key != contract.HYPERPARAMETERS["lr_key"].default or (
-        lr_key in cfg and _is_number(cfg.get(lr_key))
-    ):
+def _lr_keys(cfg: Any) -> list[str]:
+    """Every number at a `*.lr` / `*.learning_rate` key under model: or optimizer:, nested
+    optimizer configs (LightningCLI's OptimizerCallable, class_path/init_args) included;
+    LR_KEY_CANDIDATES first."""
+    found = [
+        key
+        for key, value in cfg.items()
+        if key.split(".")[0] in ("model", "optimizer")
+        and key.rsplit(".", 1)[-1] in ("lr", "learning_rate")
+        and _is_number(value)
+    ]
+    return sorted(found, key=lambda k: LR_KEY_CANDIDATES.index(k) if k in LR_KEY_CANDIDATES else 9)
+
+
+def _find_lr_key(cfg: Any, lr_key: str, scaling: str) -> str | None:
+    """lr_key as given; or, left at its default, the one learning rate the config holds
+    (None: none found). One-line ConfigError naming the key given or the keys found."""
+    default = contract.HYPERPARAMETERS["lr_key"].default
+    if lr_key != default or _is_number(cfg.get(lr_key) if lr_key in cfg else None):
         return lr_key
-    found = [k for k in LR_KEY_CANDIDATES if k in cfg and _is_number(cfg.get(k))]
-    return found[0] if len(found) == 1 else lr_key
+    found = _lr_keys(cfg)
+    if len(found) > 1 and found[0] not in LR_KEY_CANDIDATES:
+        raise ConfigError(
+            f"the config holds several learning rates ({', '.join(found)}): set hyperparameter "
+            "lr_key to the one to scale (or lr_scaling=none)"
+        )
+    if not found and scaling != "none":
+        raise ConfigError(
+            f"no learning rate to scale: the config holds no number at {default} (the default "
+            "lr_key) nor at any other model/optimizer *.lr or *.learning_rate key; set "
+            "hyperparameter lr_key to its key, or lr_scaling=none"
+        )
+    return found[0] if found else None
+
+
+def _owned_key_notes(config: Mapping[str, Any], config_path: Path, pl: Any) -> list[str]:
+    """A note for each runner-owned Trainer key the config sets to something but its default."""
+    written = config.get("trainer") or {}
+    defaults = inspect.signature(pl.Trainer.__init__).parameters
+    notes = []
+    for key in OWNED_TRAINER_KEYS:
+        default = defaults[key].default if key in defaults else None
+        if key in written and written[key] not in (default, None):
+            notes.append(
+                f"trainer.{key}={written[key]!r} in {config_path.name} is ignored: the runner "
+                "sets it for the cluster"
+            )
+    return notes
+
+
+def _apply_lr(
+    cfg: Any, task: Task, *, lr_key: str, lr: float | None, scaling: str, world_size: int
+) -> None:
+    """Finds the learning rate, sets the `lr` shortcut there, scales it with the world size
+    (cfg and task updated); one-line ConfigError naming the key given or found."""
+    key = _find_lr_key(cfg, lr_key, scaling if lr is None else "linear")
+    if lr is not None:
+        if key is None or key not in cfg:
+            raise ConfigError(
+                f"hyperparameter lr={lr!r} is invalid: the config holds no learning rate at "
+                f"{key or lr_key}; set hyperparameter lr_key to its key"
+            )
+        cfg[key] = lr
+    base = cfg.get(key) if key is not None and key in cfg else None
+    if scaling != "none" and not _is_number(base):
+        raise ConfigError(
+            f"hyperparameter lr_key={key!r} is invalid: the config holds no number there (got "
+            f"{base!r}); expected the key of the learning rate to scale (model.init_args.lr, "
+            "optimizer.init_args.lr, ...) or lr_scaling=none"
+        )
+    if _is_number(base):
+        task.lr_key, task.base_lr = key, float(base)
+        task.lr = cluster_mod.scaled_lr(float(base), scaling, world_size)
+        cfg[key] = task.lr
+
+
+#: Keys of a `LightningCLI ... fit --print_config` dump that belong to the `fit` subcommand.
+FIT_ONLY_KEYS = ("ckpt_path", "weights_only")
+
+
+def _parser_config(config: Mapping[str, Any], config_path: Path) -> str:
+    """The config for the parser: its path, or (a full `--print_config` dump) its text without
+    the `fit` subcommand's keys; a checkpoint to start from is refused (the runner resumes
+    from its own)."""
+    import yaml
+
+    if config.get("ckpt_path") is not None:
+        raise ConfigError(
+            f"ckpt_path={config['ckpt_path']!r} in {config_path.name} is not used: the runner "
+            f"resumes from its own checkpoints ({contract.CHECKPOINT_FILE} in the checkpoint "
+            "folder); set it to null"
+        )
+    if not any(key in config for key in FIT_ONLY_KEYS):
+        return str(config_path)
+    return yaml.safe_dump({k: v for k, v in config.items() if k not in FIT_ONLY_KEYS})
 
 
 def _cli_class(pl: Any) -> type:
@@ -265,10 +354,12 @@ def parse(
     code_root: Path,
     lr_key: str = "model.init_args.lr",
     lr_scaling: str = "linear",
+    lr: float | None = None,
     world_size: int = 1,
     seed: int | bool = 42,
     build: bool = False,
     keep_path: bool = False,
+    cluster_keys: Mapping[str, Any] | None = None,
 ) -> Task:
     """Parse (and with `build`, instantiate) the task; ConfigError with one line on bad input."""
     config_path = resolve_config_path(config_value, code_root)
@@ -283,28 +374,18 @@ def parse(
         task = Task(config_path, flavour, "", None, None, notes)
 
         def prepare(parser: Any, cfg: Any) -> None:
-            written = config.get("trainer") or {}
-            for key in OWNED_TRAINER_KEYS:
-                if key in written and f"trainer.{key}" not in overrides:
-                    task.notes.append(
-                        f"trainer.{key}={written[key]!r} in {config_path.name} is ignored: the "
-                        "runner sets it for the cluster"
-                    )
-            task.resolved_config = parser.dump(copy.deepcopy(cfg), skip_check=True)
-            key = _find_lr_key(cfg, lr_key)
-            base = cfg.get(key) if key in cfg else None
-            if lr_scaling != "none" and not _is_number(base):
-                raise ConfigError(
-                    f"hyperparameter lr_key={lr_key!r} is invalid: the config holds no number "
-                    f"there (got {base!r}); expected the key of the learning rate to scale "
-                    "(model.init_args.lr, optimizer.init_args.lr, ...) or lr_scaling=none"
-                )
-            if _is_number(base):
-                task.lr_key, task.base_lr = key, float(base)
-                task.lr = cluster_mod.scaled_lr(float(base), lr_scaling, world_size)
-                cfg[key] = task.lr
+            task.notes += _owned_key_notes(config, config_path, pl)
+            _apply_lr(cfg, task, lr_key=lr_key, lr=lr, scaling=lr_scaling, world_size=world_size)
+            recorded = copy.deepcopy(cfg)  # what ran: the base rate, the cluster, the seed
+            if task.lr_key is not None:
+                recorded[task.lr_key] = task.base_lr
+            for name, value in (cluster_keys or {}).items():
+                recorded[f"trainer.{name}"] = value
+            if seed is not False and "seed_everything" in recorded:
+                recorded["seed_everything"] = seed
+            task.resolved_config = parser.dump(recorded, skip_check=True)
 
-        args = ["--config", str(config_path)]
+        args = ["--config", _parser_config(config, config_path)]
         ordered = sorted(
             overrides.items(), key=lambda kv: (not kv[0].endswith(".class_path"), kv[0])
         )

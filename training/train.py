@@ -166,12 +166,18 @@ def run(argv: Sequence[str]) -> int:
     # The task first: a typo'd override fails here, before the backend, data or model dir.
     task = task_mod.load(
         hp.config,
-        hp.config_overrides(),
+        hp.config_overrides(with_lr=False),
+        lr=hp.lr,
         code_root=CODE_ROOT,
         lr_key=hp.lr_key,
         lr_scaling=hp.lr_scaling,
         world_size=cluster.world_size,
         seed=hp.seed,
+        cluster_keys={
+            "num_nodes": cluster.num_nodes,
+            "devices": cluster.devices_per_node,
+            "accelerator": cluster.accelerator,
+        },
     )
     pl = task.pl
     cluster_mod.import_backend(cluster)
@@ -268,7 +274,7 @@ def run(argv: Sequence[str]) -> int:
             "config": hp.config,
             "classes": _class_paths(task),
             "lightning": task.flavour,
-            "hyperparameters": hp.as_dict(),
+            "hyperparameters": {**hp.as_dict(), "lr_key": task.lr_key or hp.lr_key},
             "effective_lr": task.lr,
             "lr_key": task.lr_key,
             "base_lr": task.base_lr,

@@ -47,7 +47,8 @@ def check_task(
     try:
         task = check(
             hp.config,
-            hp.config_overrides(),
+            hp.config_overrides(with_lr=False),
+            lr=hp.lr,
             code_root=code_root,
             lr_key=hp.lr_key,
             lr_scaling=hp.lr_scaling,

@@ -31,9 +31,12 @@ def _error(project: Path, config: str = SEQCLF_CONFIG, **hps: str) -> str:
 
 
 def test_a_valid_project_checks_and_notes_the_runner_owned_trainer_keys(seqclf):
+    config = seqclf / SEQCLF_CONFIG
+    assert _check(seqclf) == []  # num_nodes: 1 is Trainer's default: nothing to say
+    config.write_text(config.read_text().replace("num_nodes: 1", "num_nodes: 4"))
     notes = _check(seqclf, **{"model.init_args.d_model": "64", "trainer.max_epochs": "2"})
     assert notes == [
-        "trainer.num_nodes=1 in train.yaml is ignored: the runner sets it for the cluster"
+        "trainer.num_nodes=4 in train.yaml is ignored: the runner sets it for the cluster"
     ]
 
 
