@@ -62,7 +62,9 @@ def run_local_training(
     job_name = job_name or time.strftime("local-%Y%m%d-%H%M%S")
     project = Path(source_dir).resolve() if source_dir else None
     task_hps = {"config": config, **(hyperparameters or {})}
-    for note in check_task(project, task_hps, world_size=hosts * processes_per_host):
+    for note in check_task(
+        project, task_hps, world_size=hosts * processes_per_host, image_family="current"
+    ):
         echo(f"note: {note}")
     job_root = root / job_name
     job_root.mkdir(parents=True, exist_ok=True)
