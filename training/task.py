@@ -29,23 +29,16 @@ from typing import Any
 
 from training import cluster as cluster_mod
 from training import contract, lightning_flavour
+from training.config_check import (
+    OWNED_TRAINER_KEYS,
+    check_override_keys,
+    check_required,
+    explain_build_error,
+)
 from training.sm_env import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Trainer arguments the runner sets for the cluster, checkpoints and logs.
-OWNED_TRAINER_KEYS = (
-    "accelerator",
-    "strategy",
-    "devices",
-    "num_nodes",
-    "precision",
-    "plugins",
-    "enable_checkpointing",
-    "default_root_dir",
-    "enable_progress_bar",
-)
-_CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
 _RUNNER_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -105,51 +98,6 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def _class_path(config: Mapping[str, Any], overrides: Mapping[str, str], section: str) -> Any:
     return overrides.get(f"{section}.class_path", (config.get(section) or {}).get("class_path"))
-
-
-def check_override_keys(
-    config: Mapping[str, Any], overrides: Mapping[str, str], pl: Any
-) -> list[str]:
-    """Names each override key that cannot be right before the parser runs (its messages are
-    long); returns notes for overrides of runner-owned Trainer keys."""
-    notes = []
-    trainer_params = inspect.signature(pl.Trainer.__init__).parameters
-    for key, value in overrides.items():
-        section, _, rest = key.partition(".")
-        head, _, tail = rest.partition(".")
-        if section == "trainer":
-            if head not in trainer_params:
-                raise ConfigError(
-                    f"hyperparameter {key}={value!r} is invalid: Trainer has no argument {head!r}"
-                )
-            if head in OWNED_TRAINER_KEYS:
-                notes.append(
-                    f"hyperparameter {key}={value!r} is ignored: the runner sets trainer.{head} "
-                    "for the cluster"
-                )
-            continue
-        if section not in ("model", "data"):
-            continue
-        if head not in _CLASS_KEYS:
-            raise ConfigError(
-                f"hyperparameter {key}={value!r} is invalid: expected {section}.class_path or "
-                f"{section}.init_args.<name>"
-            )
-        if head != "init_args" or not tail:
-            continue
-        cls = lightning_flavour.import_class(
-            f"{section}.class_path", _class_path(config, overrides, section)
-        )
-        name = tail.split(".")[0]
-        params = inspect.signature(cls.__init__).parameters
-        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        accepted = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
-        if name not in params and not takes_kwargs:
-            raise ConfigError(
-                f"hyperparameter {key}={value!r} is invalid: {cls.__module__}.{cls.__name__} "
-                f"takes no argument {name!r}; it takes: {', '.join(accepted) or 'nothing'}"
-            )
-    return notes
 
 
 _EXPECTED = re.compile(r"Expected a <class '([\w.]+)'>")
@@ -329,8 +277,15 @@ def _cli_class(pl: Any) -> type:
     base = pl.cli.LightningCLI
 
     class RunnerCLI(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, prepare: Callable[[Any, Any], None], build: bool, **kw):
-            self._prepare, self._build = prepare, build
+        def __init__(
+            self,
+            *args: Any,
+            prepare: Callable[[Any, Any], None],
+            explain: Callable[[BaseException], str],
+            build: bool,
+            **kw,
+        ):
+            self._prepare, self._explain, self._build = prepare, explain, build
             super().__init__(*args, **kw)
 
         def before_instantiate_classes(self) -> None:
@@ -339,7 +294,10 @@ def _cli_class(pl: Any) -> type:
         def instantiate_classes(self) -> None:
             if not self._build:
                 return
-            self.config_init = self.parser.instantiate_classes(self.config)
+            try:
+                self.config_init = self.parser.instantiate_classes(self.config)
+            except Exception as err:  # untyped values the parser let through
+                raise ConfigError(self._explain(err)) from None
             self.datamodule = self._get(self.config_init, "data")
             self.model = self._get(self.config_init, "model")
             self._add_configure_optimizers_method_to_model(None)
@@ -371,7 +329,8 @@ def parse(
         pl = lightning_flavour.package(flavour)
         lightning_flavour.submodule(pl, "cli")  # pl.cli is not imported by `import pl`
         notes = check_override_keys(config, overrides, pl)
-        task = Task(config_path, flavour, "", None, None, notes)
+        check_required(config, overrides, config_path.name, pl)
+        task = Task(config_path, flavour, "", None, None, notes=notes)
 
         def prepare(parser: Any, cfg: Any) -> None:
             task.notes += _owned_key_notes(config, config_path, pl)
@@ -405,6 +364,9 @@ def parse(
                     args=args,
                     parser_kwargs={"exit_on_error": False},
                     prepare=prepare,
+                    explain=lambda err: explain_build_error(
+                        err, config, overrides, config_path.name
+                    ),
                     build=build,
                 )
         except ConfigError:
