@@ -259,3 +259,57 @@ def explain_build_error(
     return (
         f"{section}.class_path={path!r} could not be built from {config_name}: {reason[:300]}{hint}"
     )
+
+
+def check_optimizer(
+    config: Mapping[str, Any], overrides: Mapping[str, str], config_name: str, pl: Any
+) -> None:
+    """A model without configure_optimizers() needs the config's `optimizer:` (LightningCLI
+    builds it); without either, Lightning would stop the job when fit() starts."""
+    path = class_path_at(config, overrides, "model")
+    if not isinstance(path, str):
+        return
+    cls = lightning_flavour.import_class("model.class_path", path)
+    if getattr(cls, "configure_optimizers", None) is not pl.LightningModule.configure_optimizers:
+        return
+    if config.get("optimizer") or any(key.startswith("optimizer.") for key in overrides):
+        return
+    raise ConfigError(
+        f"model.class_path={path!r} has no configure_optimizers() and {config_name} sets no "
+        "optimizer: add `optimizer: {class_path: torch.optim.Adam, init_args: {lr: 0.001}}` to "
+        "the config (LightningCLI builds it), or the method to the module"
+    )
+
+
+def check_config_keys(
+    config: Mapping[str, Any], overrides: Mapping[str, str], config_name: str
+) -> None:
+    """Every `init_args` key in the config file, at any depth (an injected net, an optimizer
+    config, a callback), is an argument of the class next to it; one line naming the full key."""
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{prefix}[{index}]")
+            return
+        if not isinstance(node, Mapping):
+            return
+        path, given = node.get("class_path"), node.get("init_args")
+        if not (isinstance(path, str) and isinstance(given, Mapping)):
+            for name, value in node.items():
+                walk(value, f"{prefix}.{name}" if prefix else str(name))
+            return
+        if f"{prefix}.class_path" in overrides:
+            return  # another class than the file's: the parser decides
+        cls = lightning_flavour.import_class(f"{prefix}.class_path", path)
+        params = _params(cls)
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for name, value in given.items():
+            if name not in params and not takes_any:
+                raise ConfigError(
+                    f"{prefix}.init_args.{name} in {config_name} is invalid: {path} takes no "
+                    f"argument {name!r}; it takes: {_takes(cls)}"
+                )
+            walk(value, f"{prefix}.init_args.{name}")
+
+    walk({k: v for k, v in config.items() if k in (*_CLASS_SECTIONS, "trainer")}, "")

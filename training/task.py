@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from training import cluster as cluster_mod
-from training import contract, lightning_flavour
+from training import config_forms, contract, lightning_flavour
 from training.config_check import (
     OWNED_TRAINER_KEYS,
+    check_config_keys,
+    check_optimizer,
     check_override_keys,
     check_required,
     explain_build_error,
@@ -74,8 +76,7 @@ def resolve_config_path(value: str, code_root: Path) -> Path:
     return path
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """The YAML config as a mapping with a `model` section (one-line ConfigError otherwise)."""
+def _load_yaml(path: Path) -> Any:
     import yaml
 
     try:
@@ -86,6 +87,18 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})"
         ) from None
+    return data
+
+
+def read_config(path: Path, code_root: Path | None = None) -> dict[str, Any]:
+    """The YAML config as a mapping with `model` and `data` sections (one-line ConfigError
+    otherwise), in the runner's form (training/config_forms.py: with `code_root`, classes named
+    only by the project's LightningCLI call are filled in)."""
+    data = _load_yaml(path)
+    if isinstance(data, dict):
+        data = config_forms.unwrap_subcommand(data)
+        if code_root is not None:
+            data = config_forms.fill_class_paths(data, code_root, path.name)
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise ConfigError(
             f"{path}: expected a LightningCLI config with model: (class_path, init_args) and "
@@ -188,11 +201,20 @@ def _lr_keys(cfg: Any) -> list[str]:
     return sorted(found, key=lambda k: LR_KEY_CANDIDATES.index(k) if k in LR_KEY_CANDIDATES else 9)
 
 
-def _find_lr_key(cfg: Any, lr_key: str, scaling: str) -> str | None:
+#: Where LightningCLI's own optimizer keeps its rate: the one used when the module has no
+#: configure_optimizers() (the CLI builds the optimizer from the config's `optimizer:`).
+CLI_OPTIMIZER_LR = "optimizer.init_args.lr"
+
+
+def _find_lr_key(cfg: Any, lr_key: str, scaling: str, cli_optimizer: bool) -> str | None:
     """lr_key as given; or, left at its default, the one learning rate the config holds
     (None: none found). One-line ConfigError naming the key given or the keys found."""
     default = contract.HYPERPARAMETERS["lr_key"].default
-    if lr_key != default or _is_number(cfg.get(lr_key) if lr_key in cfg else None):
+    if lr_key != default:
+        return lr_key
+    if cli_optimizer and CLI_OPTIMIZER_LR in cfg and _is_number(cfg.get(CLI_OPTIMIZER_LR)):
+        return CLI_OPTIMIZER_LR
+    if _is_number(cfg.get(lr_key) if lr_key in cfg else None):
         return lr_key
     found = _lr_keys(cfg)
     if len(found) > 1 and found[0] not in LR_KEY_CANDIDATES:
@@ -229,7 +251,9 @@ def _apply_lr(
 ) -> None:
     """Finds the learning rate, sets the `lr` shortcut there, scales it with the world size
     (cfg and task updated); one-line ConfigError naming the key given or found."""
-    key = _find_lr_key(cfg, lr_key, scaling if lr is None else "linear")
+    model = lightning_flavour.import_class("model.class_path", cfg.get("model.class_path"))
+    cli_optimizer = model.configure_optimizers is task.pl.LightningModule.configure_optimizers
+    key = _find_lr_key(cfg, lr_key, scaling if lr is None else "linear", cli_optimizer)
     if lr is not None:
         if key is None or key not in cfg:
             raise ConfigError(
@@ -266,7 +290,7 @@ def _parser_config(config: Mapping[str, Any], config_path: Path) -> str:
             f"resumes from its own checkpoints ({contract.CHECKPOINT_FILE} in the checkpoint "
             "folder); set it to null"
         )
-    if not any(key in config for key in FIT_ONLY_KEYS):
+    if not any(key in config for key in FIT_ONLY_KEYS) and config == _load_yaml(config_path):
         return str(config_path)
     return yaml.safe_dump({k: v for k, v in config.items() if k not in FIT_ONLY_KEYS})
 
@@ -321,7 +345,7 @@ def parse(
 ) -> Task:
     """Parse (and with `build`, instantiate) the task; ConfigError with one line on bad input."""
     config_path = resolve_config_path(config_value, code_root)
-    config = read_config(config_path)
+    config = read_config(config_path, code_root)
     with _importable(code_root, keep_path):
         flavour = lightning_flavour.detect(
             _class_path(config, overrides, "model"), _class_path(config, overrides, "data")
@@ -329,7 +353,9 @@ def parse(
         pl = lightning_flavour.package(flavour)
         lightning_flavour.submodule(pl, "cli")  # pl.cli is not imported by `import pl`
         notes = check_override_keys(config, overrides, pl)
+        check_config_keys(config, overrides, config_path.name)
         check_required(config, overrides, config_path.name, pl)
+        check_optimizer(config, overrides, config_path.name, pl)
         task = Task(config_path, flavour, "", None, None, notes=notes)
 
         def prepare(parser: Any, cfg: Any) -> None:

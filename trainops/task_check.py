@@ -47,7 +47,7 @@ def check_task(
     code_root = RUNNER_ROOT if builtin else Path(source_dir).resolve()
     if not builtin:  # what the job will have, before anything is imported here
         try:
-            config = read_config(resolve_config_path(hp.config, code_root))
+            config = read_config(resolve_config_path(hp.config, code_root), code_root)
             check_imports(code_root, config, hp.config_overrides(), image_family)
         except (ConfigError, MissingImport, BundleError) as err:
             raise TaskCheckError(str(err)) from None

@@ -49,3 +49,8 @@ def course(tmp_path: Path) -> Path:
 @pytest.fixture
 def hydra(tmp_path: Path) -> Path:
     return copy_project(HYDRA, tmp_path)
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    return copy_project(PLAIN, tmp_path)
