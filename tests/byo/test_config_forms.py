@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.byo.conftest import HYDRA, STYLE_CONFIGS
+from tests.byo.conftest import HYDRA, SEQCLF_CONFIG, STYLE_CONFIGS
 from training.sm_env import ConfigError
 from training.task import check
 from trainops.task_check import TaskCheckError, check_task
@@ -112,3 +112,11 @@ def test_a_typo_deep_in_the_config_file_names_its_full_key_and_class(hydra):
         "takes no argument 'amsgrd'; it takes: params, lr, betas, eps, weight_decay, amsgrad, "
         "foreach, maximize, capturable, differentiable, fused, decoupled_weight_decay"
     )
+
+
+def test_the_lr_shortcut_follows_the_key_found_at_the_top_level_too(seqclf):
+    """`--hp lr=...` once answered "takes no argument 'lr'" for a module whose rate is
+    `learning_rate`."""
+    assert check_task(seqclf, {"config": SEQCLF_CONFIG, "lr": "0.05"}, world_size=2) == []
+    task = check(SEQCLF_CONFIG, {}, code_root=seqclf, world_size=2, lr=0.05)
+    assert (task.lr_key, task.base_lr, task.lr) == ("model.init_args.learning_rate", 0.05, 0.1)
