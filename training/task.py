@@ -366,8 +366,6 @@ def parse(
                 recorded[task.lr_key] = task.base_lr
             for name, value in (cluster_keys or {}).items():
                 recorded[f"trainer.{name}"] = value
-            if seed is not False and "seed_everything" in recorded:
-                recorded["seed_everything"] = seed
             task.resolved_config = parser.dump(recorded, skip_check=True)
 
         args = ["--config", _parser_config(config, config_path)]
@@ -375,6 +373,14 @@ def parse(
             overrides.items(), key=lambda kv: (not kv[0].endswith(".class_path"), kv[0])
         )
         args += [f"--{key}={value}" for key, value in ordered]
+        # the seed is the runner's (hyperparameter seed); a check seeds nothing
+        args.append(f"--seed_everything={str(seed).lower()}")
+        written_seed = config.get("seed_everything")
+        if seed is not False and written_seed not in (None, True, False, seed):
+            task.notes.append(
+                f"seed_everything={written_seed!r} in {config_path.name} is replaced by "
+                f"hyperparameter seed={seed!r}"
+            )
         stderr = io.StringIO()
         argv, sys.argv = sys.argv, sys.argv[:1]  # the job's argv is the runner's, not the CLI's
         try:
