@@ -16,10 +16,11 @@ SEQCLF_CONFIG = "seqclf/configs/train.yaml"
 REGRESS = "regress_project"
 REGRESS_CONFIG = "config.yaml"
 #: Three styles of outside projects, each trained unchanged (tests/byo/test_project_styles.py):
-#: LightningCLI's docs example (no validation step, a test step), a course-style MLP (torchmetrics,
-#: ModelCheckpoint(monitor=val_acc), persistent loader workers, a value logged in
-#: on_train_epoch_end), a lightning-hydra-template-style repo (src/ layout, injected net,
-#: OptimizerCallable + LRSchedulerCallable, `val/` names, a full --print_config dump with a logger).
+#: LightningCLI's docs example (no validation step, a test step); a course-style MLP
+#: (torchmetrics, ModelCheckpoint(monitor=val_acc), a value logged in on_train_epoch_end; its
+#: loader workers are off: see README "Projects as you already have them"); a
+#: lightning-hydra-template-style repo (src/ layout, injected net, OptimizerCallable +
+#: LRSchedulerCallable, `val/` names, a full --print_config dump with a logger).
 PLAIN, COURSE, HYDRA = "plain_project", "course_project", "hydra_project"
 STYLE_CONFIGS = {PLAIN: "config.yaml", COURSE: "config.yaml", HYDRA: "configs/train.yaml"}
 
