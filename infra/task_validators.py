@@ -18,7 +18,7 @@ from infra.validators import (
     RESERVED_HYPERPARAMETERS,
     _fail,
 )
-from training import contract, sharding_rules
+from training import config_forms, contract, sharding_rules
 
 _NUMBER_RULE = re.compile(r"\((integer|float) (>=|>) (-?[0-9.]+)\)")
 _HP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -156,6 +156,12 @@ def validate_task_config(value: Any, source_dir: str | None) -> str:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise _fail("config", value, f"not valid YAML: {str(err).splitlines()[0]}") from None
+    if isinstance(data, dict):  # the forms the job reads too (`fit:` configs, class-less ones)
+        data = config_forms.unwrap_subcommand(data)
+        try:
+            data = config_forms.fill_class_paths(data, Path(source_dir), rel.name)
+        except ValueError as err:
+            raise _fail("config", value, str(err)) from None
     for section in ("model", "data"):
         entry = data.get(section) if isinstance(data, dict) else None
         if not isinstance(entry, dict) or not isinstance(entry.get("class_path"), str):

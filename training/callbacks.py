@@ -19,7 +19,7 @@ from typing import Any
 from training import contract
 
 
-def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """Every logged value that is one finite-or-not number (tensors of one element included)."""
     out = {}
     for key, value in metrics.items():
@@ -37,9 +37,14 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class _MetricLines:
-    """Prints a contract metric line (global rank 0, flushed) after every validation: every
-    scalar the task logged (Lightning resets them per stage: a final `validate()` line holds
-    only what validation logged), then the epoch and the training throughput."""
+    """Prints a contract metric line (global rank 0, flushed) at every training-epoch end:
+    every scalar the task logged for that epoch, training and validation alike, then the epoch
+    and the training throughput.
+
+    Built as a Checkpoint (callbacks_for) only for where Lightning calls it: "monitoring"
+    callbacks run their `on_train_epoch_end` after the module's own, so values the module logs
+    there are in the line too; validation has run by then whether or not the module has a
+    validation loop."""
 
     def __init__(self, world_size: int, printer: Any = print) -> None:
         self.world_size = world_size
@@ -60,16 +65,27 @@ class _MetricLines:
         self._samples += _batch_size(batch)
         self._last = time.perf_counter()
 
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero:
             return
-        metrics = _scalars(dict(trainer.callback_metrics))
-        if trainer.state.fn == "fit":
-            metrics["epoch"] = trainer.current_epoch
-            elapsed = self._last - self._start
-            if self._samples and elapsed > 0:
-                metrics["samples_per_sec"] = self._samples * self.world_size / elapsed
+        metrics = scalars(dict(trainer.callback_metrics))
+        metrics["epoch"] = trainer.current_epoch
+        elapsed = self._last - self._start
+        if self._samples and elapsed > 0:
+            metrics["samples_per_sec"] = self._samples * self.world_size / elapsed
         self.printer(contract.format_metric_line(metrics, trainer.global_step), flush=True)
+
+
+def has_validation_loop(pl: Any, module: Any, datamodule: Any) -> bool:
+    """Whether fit() validates this module: a `validation_step` and a `val_dataloader` (on the
+    module or its datamodule), Lightning's own rule for running the validation loop."""
+    from training.lightning_flavour import submodule
+
+    overridden = submodule(pl, "utilities.model_helpers").is_overridden
+    loaders = [obj for obj in (module, datamodule) if obj is not None]
+    return overridden("validation_step", module) and any(
+        overridden("val_dataloader", obj) for obj in loaders
+    )
 
 
 def _batch_size(batch: Any) -> int:
@@ -136,16 +152,17 @@ class _DebugProgress:
 @functools.cache
 def callbacks_for(flavour: str) -> SimpleNamespace:
     """MetricLines, LastCheckpoint and DebugProgress as Callbacks of `flavour`'s package."""
-    from training.lightning_flavour import package
+    from training.lightning_flavour import package, submodule
 
-    base = package(flavour).Callback
+    pl = package(flavour)
+    base, monitoring = pl.Callback, submodule(pl, "callbacks").Checkpoint
     return SimpleNamespace(
         **{
-            name: type(name, (logic, base), {"__doc__": logic.__doc__})
-            for name, logic in (
-                ("MetricLines", _MetricLines),
-                ("LastCheckpoint", _LastCheckpoint),
-                ("DebugProgress", _DebugProgress),
+            name: type(name, (logic, kind), {"__doc__": logic.__doc__})
+            for name, logic, kind in (
+                ("MetricLines", _MetricLines, monitoring),
+                ("LastCheckpoint", _LastCheckpoint, base),
+                ("DebugProgress", _DebugProgress, base),
             )
         }
     )

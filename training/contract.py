@@ -87,6 +87,8 @@ OVERRIDE_SECTIONS = ("model", "data", "trainer", "optimizer", "lr_scheduler")
 _OVERRIDE_KEY = re.compile("(?:" + "|".join(OVERRIDE_SECTIONS) + r")(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 #: Names a user project cannot use at its top level: the bundle's own entries.
 RESERVED_TOP_LEVEL = ("training", WHEELHOUSE_DIR, "requirements.txt")
+#: Folders of a project whose packages the job imports: its root, and `src/` (the src layout).
+PACKAGE_ROOTS = (".", "src")
 
 
 def builtin_config(name: str) -> str:

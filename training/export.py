@@ -45,8 +45,10 @@ def load_model(model_dir: Path, code_root: Path | None = None) -> Any:
     import torch
 
     model_dir = Path(model_dir)
-    if code_root is not None and str(code_root) not in sys.path:
-        sys.path.insert(0, str(code_root))
+    for sub in contract.PACKAGE_ROOTS if code_root is not None else ():
+        path = Path(code_root) / sub
+        if path.is_dir() and str(path) not in sys.path:
+            sys.path.insert(0, str(path))
     module = build_module((model_dir / contract.MODEL_CONFIG_FILE).read_text())
     state = torch.load(model_dir / contract.MODEL_FILE, map_location="cpu", weights_only=True)
     module.load_state_dict(state)
@@ -57,6 +59,7 @@ def build_module(config_yaml: str) -> Any:
     """A fresh LightningModule from a resolved task config (its `model:` section), the layers
     its own `configure_model` creates included: a plain module, no process group needed."""
     import yaml
+
     from jsonargparse import ArgumentParser
 
     from training import lightning_flavour

@@ -66,12 +66,14 @@ class Hyperparameters:
         out.config_overrides()  # a shortcut and its target both given: fail now
         return out
 
-    def config_overrides(self) -> dict[str, str]:
-        """Every override of the task config: the dotted keys, then the shortcuts' targets."""
+    def config_overrides(self, *, with_lr: bool = True) -> dict[str, str]:
+        """Every override of the task config: the dotted keys, then the shortcuts' targets.
+        `with_lr=False` leaves out the `lr` shortcut (training/task.py sets it at the learning
+        rate's key, which only the parsed config tells)."""
         out = dict(self.overrides)
         for name, spec in contract.HYPERPARAMETERS.items():
             value = getattr(self, name)
-            if spec.target is None or value is None:
+            if spec.target is None or value is None or (name == "lr" and not with_lr):
                 continue
             target = self.lr_key if spec.target == "<lr_key>" else spec.target
             if target in out:

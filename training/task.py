@@ -27,25 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training import cluster as cluster_mod
-from training import contract, lightning_flavour
+from training import config_forms, contract, lightning_flavour
+from training.config_check import (
+    OWNED_TRAINER_KEYS,
+    check_config_keys,
+    check_optimizer,
+    check_override_keys,
+    check_required,
+    explain_build_error,
+)
+from training.learning_rate import apply_lr
 from training.sm_env import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Trainer arguments the runner sets for the cluster, checkpoints and logs.
-OWNED_TRAINER_KEYS = (
-    "accelerator",
-    "strategy",
-    "devices",
-    "num_nodes",
-    "precision",
-    "plugins",
-    "enable_checkpointing",
-    "default_root_dir",
-    "enable_progress_bar",
-)
-_CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
 _RUNNER_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -81,8 +76,7 @@ def resolve_config_path(value: str, code_root: Path) -> Path:
     return path
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """The YAML config as a mapping with a `model` section (one-line ConfigError otherwise)."""
+def _load_yaml(path: Path) -> Any:
     import yaml
 
     try:
@@ -93,6 +87,18 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})"
         ) from None
+    return data
+
+
+def read_config(path: Path, code_root: Path | None = None) -> dict[str, Any]:
+    """The YAML config as a mapping with `model` and `data` sections (one-line ConfigError
+    otherwise), in the runner's form (training/config_forms.py: with `code_root`, classes named
+    only by the project's LightningCLI call are filled in)."""
+    data = _load_yaml(path)
+    if isinstance(data, dict):
+        data = config_forms.unwrap_subcommand(data)
+        if code_root is not None:
+            data = config_forms.fill_class_paths(data, code_root, path.name)
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise ConfigError(
             f"{path}: expected a LightningCLI config with model: (class_path, init_args) and "
@@ -105,51 +111,6 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def _class_path(config: Mapping[str, Any], overrides: Mapping[str, str], section: str) -> Any:
     return overrides.get(f"{section}.class_path", (config.get(section) or {}).get("class_path"))
-
-
-def check_override_keys(
-    config: Mapping[str, Any], overrides: Mapping[str, str], pl: Any
-) -> list[str]:
-    """Names each override key that cannot be right before the parser runs (its messages are
-    long); returns notes for overrides of runner-owned Trainer keys."""
-    notes = []
-    trainer_params = inspect.signature(pl.Trainer.__init__).parameters
-    for key, value in overrides.items():
-        section, _, rest = key.partition(".")
-        head, _, tail = rest.partition(".")
-        if section == "trainer":
-            if head not in trainer_params:
-                raise ConfigError(
-                    f"hyperparameter {key}={value!r} is invalid: Trainer has no argument {head!r}"
-                )
-            if head in OWNED_TRAINER_KEYS:
-                notes.append(
-                    f"hyperparameter {key}={value!r} is ignored: the runner sets trainer.{head} "
-                    "for the cluster"
-                )
-            continue
-        if section not in ("model", "data"):
-            continue
-        if head not in _CLASS_KEYS:
-            raise ConfigError(
-                f"hyperparameter {key}={value!r} is invalid: expected {section}.class_path or "
-                f"{section}.init_args.<name>"
-            )
-        if head != "init_args" or not tail:
-            continue
-        cls = lightning_flavour.import_class(
-            f"{section}.class_path", _class_path(config, overrides, section)
-        )
-        name = tail.split(".")[0]
-        params = inspect.signature(cls.__init__).parameters
-        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        accepted = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
-        if name not in params and not takes_kwargs:
-            raise ConfigError(
-                f"hyperparameter {key}={value!r} is invalid: {cls.__module__}.{cls.__name__} "
-                f"takes no argument {name!r}; it takes: {', '.join(accepted) or 'nothing'}"
-            )
-    return notes
 
 
 _EXPECTED = re.compile(r"Expected a <class '([\w.]+)'>")
@@ -197,41 +158,56 @@ def _importable(code_root: Path, keep: bool) -> Iterator[None]:
     """The code root first on sys.path while the task is parsed (its packages are the user's);
     `keep` leaves it there (the job uses the classes afterwards)."""
     root = str(code_root)
-    added = root not in sys.path
-    if added:
-        sys.path.insert(0, root)
+    paths = [str(code_root / sub) for sub in contract.PACKAGE_ROOTS if (code_root / sub).is_dir()]
+    added = [path for path in paths if path not in sys.path]
+    sys.path[:0] = added
     before = set(sys.modules)
     try:
         yield
     finally:
         if not keep and root != _RUNNER_ROOT:  # a later check of another copy imports afresh
-            if added and root in sys.path:
-                sys.path.remove(root)
+            for path in added:
+                if path in sys.path:
+                    sys.path.remove(path)
             for name in set(sys.modules) - before:
                 if str(getattr(sys.modules[name], "__file__", None) or "").startswith(root):
                     del sys.modules[name]
 
 
-#: Tried in order when lr_key is left at its default and the config has no number there.
-LR_KEY_CANDIDATES = (
-    "model.init_args.lr",
-    "model.init_args.learning_rate",
-    "optimizer.init_args.lr",
-)
+def _owned_key_notes(config: Mapping[str, Any], config_path: Path, pl: Any) -> list[str]:
+    """A note for each runner-owned Trainer key the config sets to something but its default."""
+    written = config.get("trainer") or {}
+    defaults = inspect.signature(pl.Trainer.__init__).parameters
+    notes = []
+    for key in OWNED_TRAINER_KEYS:
+        default = defaults[key].default if key in defaults else None
+        if key in written and written[key] not in (default, None):
+            notes.append(
+                f"trainer.{key}={written[key]!r} in {config_path.name} is ignored: the runner "
+                "sets it for the cluster"
+            )
+    return notes
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+#: Keys of a `LightningCLI ... fit --print_config` dump that belong to the `fit` subcommand.
+FIT_ONLY_KEYS = ("ckpt_path", "weights_only")
 
 
-def _find_lr_key(cfg: Any, lr_key: str) -> str:
-    """lr_key, or (when lr_key is the default and holds no number) the one candidate that does."""
-    if lr_key != contract.HYPERPARAMETERS["lr_key"].default or (
-        lr_key in cfg and _is_number(cfg.get(lr_key))
-    ):
-        return lr_key
-    found = [k for k in LR_KEY_CANDIDATES if k in cfg and _is_number(cfg.get(k))]
-    return found[0] if len(found) == 1 else lr_key
+def _parser_config(config: Mapping[str, Any], config_path: Path) -> str:
+    """The config for the parser: its path, or (a full `--print_config` dump) its text without
+    the `fit` subcommand's keys; a checkpoint to start from is refused (the runner resumes
+    from its own)."""
+    import yaml
+
+    if config.get("ckpt_path") is not None:
+        raise ConfigError(
+            f"ckpt_path={config['ckpt_path']!r} in {config_path.name} is not used: the runner "
+            f"resumes from its own checkpoints ({contract.CHECKPOINT_FILE} in the checkpoint "
+            "folder); set it to null"
+        )
+    if not any(key in config for key in FIT_ONLY_KEYS) and config == _load_yaml(config_path):
+        return str(config_path)
+    return yaml.safe_dump({k: v for k, v in config.items() if k not in FIT_ONLY_KEYS})
 
 
 def _cli_class(pl: Any) -> type:
@@ -240,8 +216,15 @@ def _cli_class(pl: Any) -> type:
     base = pl.cli.LightningCLI
 
     class RunnerCLI(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, prepare: Callable[[Any, Any], None], build: bool, **kw):
-            self._prepare, self._build = prepare, build
+        def __init__(
+            self,
+            *args: Any,
+            prepare: Callable[[Any, Any], None],
+            explain: Callable[[BaseException], str],
+            build: bool,
+            **kw,
+        ):
+            self._prepare, self._explain, self._build = prepare, explain, build
             super().__init__(*args, **kw)
 
         def before_instantiate_classes(self) -> None:
@@ -250,7 +233,10 @@ def _cli_class(pl: Any) -> type:
         def instantiate_classes(self) -> None:
             if not self._build:
                 return
-            self.config_init = self.parser.instantiate_classes(self.config)
+            try:
+                self.config_init = self.parser.instantiate_classes(self.config)
+            except Exception as err:  # untyped values the parser let through
+                raise ConfigError(self._explain(err)) from None
             self.datamodule = self._get(self.config_init, "data")
             self.model = self._get(self.config_init, "model")
             self._add_configure_optimizers_method_to_model(None)
@@ -265,14 +251,16 @@ def parse(
     code_root: Path,
     lr_key: str = "model.init_args.lr",
     lr_scaling: str = "linear",
+    lr: float | None = None,
     world_size: int = 1,
     seed: int | bool = 42,
     build: bool = False,
     keep_path: bool = False,
+    cluster_keys: Mapping[str, Any] | None = None,
 ) -> Task:
     """Parse (and with `build`, instantiate) the task; ConfigError with one line on bad input."""
     config_path = resolve_config_path(config_value, code_root)
-    config = read_config(config_path)
+    config = read_config(config_path, code_root)
     with _importable(code_root, keep_path):
         flavour = lightning_flavour.detect(
             _class_path(config, overrides, "model"), _class_path(config, overrides, "data")
@@ -280,35 +268,34 @@ def parse(
         pl = lightning_flavour.package(flavour)
         lightning_flavour.submodule(pl, "cli")  # pl.cli is not imported by `import pl`
         notes = check_override_keys(config, overrides, pl)
-        task = Task(config_path, flavour, "", None, None, notes)
+        check_config_keys(config, overrides, config_path.name)
+        check_required(config, overrides, config_path.name, pl)
+        check_optimizer(config, overrides, config_path.name, pl)
+        task = Task(config_path, flavour, "", None, None, notes=notes)
 
         def prepare(parser: Any, cfg: Any) -> None:
-            written = config.get("trainer") or {}
-            for key in OWNED_TRAINER_KEYS:
-                if key in written and f"trainer.{key}" not in overrides:
-                    task.notes.append(
-                        f"trainer.{key}={written[key]!r} in {config_path.name} is ignored: the "
-                        "runner sets it for the cluster"
-                    )
-            task.resolved_config = parser.dump(copy.deepcopy(cfg), skip_check=True)
-            key = _find_lr_key(cfg, lr_key)
-            base = cfg.get(key) if key in cfg else None
-            if lr_scaling != "none" and not _is_number(base):
-                raise ConfigError(
-                    f"hyperparameter lr_key={lr_key!r} is invalid: the config holds no number "
-                    f"there (got {base!r}); expected the key of the learning rate to scale "
-                    "(model.init_args.lr, optimizer.init_args.lr, ...) or lr_scaling=none"
-                )
-            if _is_number(base):
-                task.lr_key, task.base_lr = key, float(base)
-                task.lr = cluster_mod.scaled_lr(float(base), lr_scaling, world_size)
-                cfg[key] = task.lr
+            task.notes += _owned_key_notes(config, config_path, pl)
+            apply_lr(cfg, task, lr_key=lr_key, lr=lr, scaling=lr_scaling, world_size=world_size)
+            recorded = copy.deepcopy(cfg)  # what ran: the base rate, the cluster, the seed
+            if task.lr_key is not None:
+                recorded[task.lr_key] = task.base_lr
+            for name, value in (cluster_keys or {}).items():
+                recorded[f"trainer.{name}"] = value
+            task.resolved_config = parser.dump(recorded, skip_check=True)
 
-        args = ["--config", str(config_path)]
+        args = ["--config", _parser_config(config, config_path)]
         ordered = sorted(
             overrides.items(), key=lambda kv: (not kv[0].endswith(".class_path"), kv[0])
         )
         args += [f"--{key}={value}" for key, value in ordered]
+        # the seed is the runner's (hyperparameter seed); a check seeds nothing
+        args.append(f"--seed_everything={str(seed).lower()}")
+        written_seed = config.get("seed_everything")
+        if seed is not False and written_seed not in (None, True, False, seed):
+            task.notes.append(
+                f"seed_everything={written_seed!r} in {config_path.name} is replaced by "
+                f"hyperparameter seed={seed!r}"
+            )
         stderr = io.StringIO()
         argv, sys.argv = sys.argv, sys.argv[:1]  # the job's argv is the runner's, not the CLI's
         try:
@@ -324,6 +311,9 @@ def parse(
                     args=args,
                     parser_kwargs={"exit_on_error": False},
                     prepare=prepare,
+                    explain=lambda err: explain_build_error(
+                        err, config, overrides, config_path.name
+                    ),
                     build=build,
                 )
         except ConfigError:

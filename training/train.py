@@ -149,7 +149,7 @@ def run(argv: Sequence[str]) -> int:
     from training import cluster as cluster_mod
     from training import sharding, sm_env
     from training import task as task_mod
-    from training.callbacks import callbacks_for, write_progress
+    from training.callbacks import callbacks_for, has_validation_loop, scalars, write_progress
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.lightning_flavour import submodule
@@ -168,12 +168,18 @@ def run(argv: Sequence[str]) -> int:
     # The task first: a typo'd override fails here, before the backend, data or model dir.
     task = task_mod.load(
         hp.config,
-        hp.config_overrides(),
+        hp.config_overrides(with_lr=False),
+        lr=hp.lr,
         code_root=CODE_ROOT,
         lr_key=hp.lr_key,
         lr_scaling=hp.lr_scaling,
         world_size=cluster.world_size,
         seed=hp.seed,
+        cluster_keys={
+            "num_nodes": cluster.num_nodes,
+            "devices": cluster.devices_per_node,
+            "accelerator": cluster.accelerator,
+        },
     )
     pl = task.pl
     shard = sharding.settings_for(hp, cluster)
@@ -221,9 +227,6 @@ def run(argv: Sequence[str]) -> int:
     runner_cb = callbacks_for(task.flavour)
     user_kwargs = dict(task.trainer_kwargs)
     user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
-    has_model_checkpoint = any(
-        isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks
-    )
     if user_kwargs.get("logger") in (None, True):
         user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
             save_dir=str(sm.output_data_dir), name="lightning_logs"
@@ -241,7 +244,7 @@ def run(argv: Sequence[str]) -> int:
             *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
             *sharding.callbacks(shard, pl, cluster),
         ],
-        enable_checkpointing=has_model_checkpoint,
+        enable_checkpointing=True,  # MetricLines is a Checkpoint: Lightning adds none of its own
         plugins=[atomic_checkpoint_io(pl)],
         default_root_dir=str(sm.output_data_dir),
         enable_progress_bar=False,
@@ -267,8 +270,11 @@ def run(argv: Sequence[str]) -> int:
             f"{sm.checkpoint_dir} (or give the job a new checkpoint location) to train this "
             "model from scratch"
         ) from None
-    results = trainer.validate(module, datamodule=datamodule, verbose=False)
-    final = {contract.metric_name(k): float(v) for k, v in (results[0] if results else {}).items()}
+    if has_validation_loop(pl, module, datamodule):
+        results = trainer.validate(module, datamodule=datamodule, verbose=False)
+        final = scalars(results[0] if results else {})
+    else:  # what the last training epoch logged
+        final = scalars(dict(trainer.callback_metrics))
 
     gathered = sharding.full_state_dict(module) if shard.enabled else None  # every rank
     if trainer.is_global_zero:
@@ -277,7 +283,7 @@ def run(argv: Sequence[str]) -> int:
             "config": hp.config,
             "classes": _class_paths(task),
             "lightning": task.flavour,
-            "hyperparameters": hp.as_dict(),
+            "hyperparameters": {**hp.as_dict(), "lr_key": task.lr_key or hp.lr_key},
             "effective_lr": task.lr,
             "lr_key": task.lr_key,
             "base_lr": task.base_lr,

@@ -81,7 +81,7 @@ def check_task_locally(args: argparse.Namespace, data: dict[str, Any]) -> None:
     hps = {"config": config.config, **config.hyperparameters, **data.get("hyperparameters", {})}
     count = data.get("instance_count", config.instance_count)
     world = count * max(1, config.gpus_per_instance)
-    for note in check_task(source_dir, hps, world_size=world):
+    for note in check_task(source_dir, hps, world_size=world, image_family=config.image_family):
         print(f"note: {note}", file=sys.stderr)
 
 

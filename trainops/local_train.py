@@ -21,6 +21,7 @@ from localjob.checkpoint_sync import DirCheckpointStore
 from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from training import contract
+from trainops.local_runs import DEFAULT_KEEP, prune
 from trainops.task_check import TaskCheckError, check_task
 
 DEFAULT_ROOT = Path(".runs/local")
@@ -56,14 +57,24 @@ def run_local_training(
     checkpoint_store: Path | None = None,
     timeout_s: float | None = None,
     network_isolation: bool = True,
+    keep: int | None = None,
     echo=print,
 ) -> LocalResult:
     """Build the bundle, lay out the hosts, run them to completion and collect the outcome."""
     job_name = job_name or time.strftime("local-%Y%m%d-%H%M%S")
     project = Path(source_dir).resolve() if source_dir else None
     task_hps = {"config": config, **(hyperparameters or {})}
-    for note in check_task(project, task_hps, world_size=hosts * processes_per_host):
+    for note in check_task(
+        project, task_hps, world_size=hosts * processes_per_host, image_family="current"
+    ):
         echo(f"note: {note}")
+    if keep is not None:
+        removed, freed = prune(root, keep - 1)  # room for this one
+        if removed:
+            echo(
+                f"note: removed {removed} old run(s) from {root} (keeping the last {keep}, "
+                f"--keep): freed {freed / 2**20:.0f} MiB"
+            )
     job_root = root / job_name
     job_root.mkdir(parents=True, exist_ok=True)
     bundle = job_root / "sourcedir.tar.gz"
@@ -142,8 +153,15 @@ def _run(args: argparse.Namespace, echo) -> LocalResult:
         data_dir=args.data,
         root=args.root,
         timeout_s=args.timeout,
+        keep=args.keep,
         echo=echo,
     )
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return int(text)
 
 
 def _metrics_only(line: str) -> None:
@@ -174,5 +192,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where job folders go")
     p.add_argument("--timeout", type=float, help="stop the job after this many seconds")
+    p.add_argument(
+        "--keep",
+        type=_at_least_one,
+        default=DEFAULT_KEEP,
+        help=f"job folders kept under --root, this one included (default {DEFAULT_KEEP})",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="stream every host's full log")
     p.set_defaults(handler=_handle)

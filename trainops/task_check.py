@@ -1,9 +1,10 @@
 """The job's own task check, run here before anything is sent (`start`, `local-train`).
 
-The same parse the job runs in its first seconds (training/task.py): class paths, override keys
-and value types against the user's class signatures. It needs the project importable on this
-machine; when one of the project's own dependencies is not installed here, the check is skipped
-with a note and the job does it instead.
+First the project's imports against what the job will have (trainops/job_imports.py: the
+image, the bundle's wheels, the project folder; never this machine's venv). Then the same parse
+the job runs in its first seconds (training/task.py): class paths, override keys and value types
+against the user's class signatures. That parse imports the project here; when a package the job
+has is not installed on this machine, it is skipped with a note and the job does it instead.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ def check_task(
     hyperparameters: Mapping[str, str],
     *,
     world_size: int = 1,
+    image_family: str = "current",
 ) -> list[str]:
     """Notes (overridden Trainer keys, skipped check); raises TaskCheckError with one line."""
+    from infra.wheelhouse import BundleError
     from training.lightning_flavour import ImportFailure
     from training.sm_env import ConfigError, Hyperparameters
-    from training.task import check
+    from training.task import check, read_config, resolve_config_path
+    from trainops.job_imports import MissingImport, check_imports
 
     try:
         hp = Hyperparameters.from_mapping(dict(hyperparameters))
@@ -41,13 +45,20 @@ def check_task(
     if not builtin and source_dir is None:
         return [f"task config {hp.config!r} not checked here: no source dir given (--source-dir)"]
     code_root = RUNNER_ROOT if builtin else Path(source_dir).resolve()
+    if not builtin:  # what the job will have, before anything is imported here
+        try:
+            config = read_config(resolve_config_path(hp.config, code_root), code_root)
+            check_imports(code_root, config, hp.config_overrides(), image_family)
+        except (ConfigError, MissingImport, BundleError) as err:
+            raise TaskCheckError(str(err)) from None
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     try:
         task = check(
             hp.config,
-            hp.config_overrides(),
+            hp.config_overrides(with_lr=False),
+            lr=hp.lr,
             code_root=code_root,
             lr_key=hp.lr_key,
             lr_scaling=hp.lr_scaling,
@@ -57,8 +68,8 @@ def check_task(
         top = (err.missing or "").split(".")[0]
         if top and not (code_root / top).exists() and not (code_root / f"{top}.py").exists():
             return [
-                f"task not checked here: {top!r} is not installed on this machine (the job "
-                "installs it from the bundle and checks the task in its first seconds)"
+                f"task not checked here: {top!r} is not installed on this machine (the job has "
+                "it, and checks the task in its first seconds)"
             ]
         raise TaskCheckError(str(err)) from None
     except ConfigError as err:

@@ -15,6 +15,14 @@ SEQCLF_CONFIG = "seqclf/configs/train.yaml"
 #: pytorch_lightning imports, no requirements of its own, metrics `mse` and `val_rmse`.
 REGRESS = "regress_project"
 REGRESS_CONFIG = "config.yaml"
+#: Three styles of outside projects, each trained unchanged (tests/byo/test_project_styles.py):
+#: LightningCLI's docs example (no validation step, a test step); a course-style MLP
+#: (torchmetrics, ModelCheckpoint(monitor=val_acc), a value logged in on_train_epoch_end; its
+#: loader workers are off: see README "Projects as you already have them"); a
+#: lightning-hydra-template-style repo (src/ layout, injected net, OptimizerCallable +
+#: LRSchedulerCallable, `val/` names, a full --print_config dump with a logger).
+PLAIN, COURSE, HYDRA = "plain_project", "course_project", "hydra_project"
+STYLE_CONFIGS = {PLAIN: "config.yaml", COURSE: "config.yaml", HYDRA: "configs/train.yaml"}
 
 
 def copy_project(name: str, into: Path) -> Path:
@@ -32,3 +40,18 @@ def seqclf(tmp_path: Path) -> Path:
 @pytest.fixture
 def regress(tmp_path: Path) -> Path:
     return copy_project(REGRESS, tmp_path)
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    return copy_project(COURSE, tmp_path)
+
+
+@pytest.fixture
+def hydra(tmp_path: Path) -> Path:
+    return copy_project(HYDRA, tmp_path)
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    return copy_project(PLAIN, tmp_path)

@@ -76,8 +76,20 @@ def test_a_config_path_without_a_project():
 def test_a_config_without_class_paths(seqclf):
     (seqclf / "bad.yaml").write_text("model:\n  init_args: {}\ndata:\n  class_path: x.Y\n")
     assert _error(source_dir=str(seqclf), config="bad.yaml") == (
-        "config='bad.yaml': expected a LightningCLI config with model: class_path (+ init_args)"
+        "config='bad.yaml': model: in bad.yaml names no class (a config for LightningCLI(MyModel, "
+        "MyData)) and no LightningCLI(...) call in the project names one: write model: "
+        "{class_path: mypkg.module.MyClass, init_args: {...}}"
     )
+
+
+def test_a_fit_subcommand_config_whose_classes_the_projects_cli_names(seqclf):
+    (seqclf / "cli.py").write_text(
+        "from lightning.pytorch.cli import LightningCLI\n"
+        "from seqclf.data import SequenceData\nfrom seqclf.model import SequenceClassifier\n\n"
+        "LightningCLI(SequenceClassifier, SequenceData)\n"
+    )
+    (seqclf / "fit.yaml").write_text("fit:\n  model:\n    d_model: 16\n  ckpt_path: null\n")
+    assert _config(source_dir=str(seqclf), config="fit.yaml").config == "fit.yaml"
 
 
 def test_too_many_metrics():

@@ -31,9 +31,12 @@ def _error(project: Path, config: str = SEQCLF_CONFIG, **hps: str) -> str:
 
 
 def test_a_valid_project_checks_and_notes_the_runner_owned_trainer_keys(seqclf):
+    config = seqclf / SEQCLF_CONFIG
+    assert _check(seqclf) == []  # num_nodes: 1 is Trainer's default: nothing to say
+    config.write_text(config.read_text().replace("num_nodes: 1", "num_nodes: 4"))
     notes = _check(seqclf, **{"model.init_args.d_model": "64", "trainer.max_epochs": "2"})
     assert notes == [
-        "trainer.num_nodes=1 in train.yaml is ignored: the runner sets it for the cluster"
+        "trainer.num_nodes=4 in train.yaml is ignored: the runner sets it for the cluster"
     ]
 
 
@@ -181,13 +184,13 @@ def test_lr_key_that_holds_no_number(regress):
     assert unscaled.lr == unscaled.base_lr == 0.01
 
 
-def test_a_project_dependency_missing_here_defers_the_check_to_the_job(seqclf):
+def test_a_dependency_the_job_lacks_fails_here_not_in_the_job(seqclf):
     model = seqclf / "seqclf" / "model.py"
     model.write_text(model.read_text() + "\nimport not_installed_here  # noqa: E402, F401\n")
-    assert _check(seqclf) == [
-        "task not checked here: 'not_installed_here' is not installed on this machine (the job "
-        "installs it from the bundle and checks the task in its first seconds)"
-    ]
+    assert _error(seqclf).startswith(
+        f"seqclf/model.py:{len(model.read_text().splitlines())} imports 'not_installed_here', "
+        "which the job will not have"
+    )
 
 
 def _runner_root() -> Path:
