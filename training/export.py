@@ -59,7 +59,6 @@ def build_module(config_yaml: str) -> Any:
     """A fresh LightningModule from a resolved task config (its `model:` section), the layers
     its own `configure_model` creates included: a plain module, no process group needed."""
     import yaml
-
     from jsonargparse import ArgumentParser
 
     from training import lightning_flavour
