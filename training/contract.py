@@ -161,6 +161,27 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         kind="int",
         minimum=1,
     ),
+    "checkpoint_every_minutes": Hyperparameter(
+        "10",
+        "also write last.ckpt once this many minutes of training passed since the last one; "
+        "bounds the work a stop or a lost instance costs (number >= 0, 0 = off)",
+        kind="float",
+        minimum=0,
+    ),
+    "startup_timeout_s": Hyperparameter(
+        "1800",
+        "stall watchdog: fail the job when no training step has finished this many seconds "
+        "after the runner started (integer >= 0, 0 = off)",
+        kind="int",
+        minimum=0,
+    ),
+    "stall_timeout_s": Hyperparameter(
+        "900",
+        "stall watchdog: fail the job when no training step, validation batch or checkpoint "
+        "finished for this many seconds (integer >= 0, 0 = off)",
+        kind="int",
+        minimum=0,
+    ),
     "dist_timeout_s": Hyperparameter(
         "600",
         "timeout for process-group init and collectives, seconds (integer >= 1)",
