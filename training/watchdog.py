@@ -97,6 +97,8 @@ class Board(Protocol):
     def posted(self) -> str | None: ...
     def ack(self) -> int: ...
     def acks(self) -> int: ...
+    def mark_reported(self) -> None: ...
+    def reported(self) -> bool: ...
 
 
 class StoreBoard:
@@ -136,6 +138,12 @@ class StoreBoard:
 
     def acks(self) -> int:
         return int(self.store.add(self._key("dumped"), 0))
+
+    def mark_reported(self) -> None:
+        self.store.set(self._key("reported"), "1")
+
+    def reported(self) -> bool:
+        return bool(self.store.check([self._key("reported")]))
 
 
 def connect_store_board(timeout_s: float = 10.0) -> StoreBoard | None:
@@ -258,19 +266,21 @@ class Watchdog:
                 return False
             board.publish(self.state())
             line = stall_line(*overdue, board.states(self.world) or [self.state()])
-            if board.claim(line):
+            if board.claim(line):  # this rank reports: stacks of all first, its line first
                 self.dump_stacks()
                 board.ack()
-                deadline = time.monotonic() + PEER_DUMP_WAIT_S
-                while board.acks() < self.world and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                self._fail(line)
+                _wait_for(lambda: board.acks() >= self.world, PEER_DUMP_WAIT_S)
+                self.emit(line)
+                board.mark_reported()
+                self.exit_process(1)
                 return True
             posted = board.posted()
             if posted is None:  # claimed but not yet posted by the winner
                 return False
         self.dump_stacks()
         board.ack()
+        # After the reporting rank's line: the job's failure is its line, not this consequence.
+        _wait_for(board.reported, PEER_DUMP_WAIT_S)
         who = f"rank {self.rank} of {self.world} on host {self.host}"
         self._fail(f"{who} {contract.PEER_LOST_MARKER} (stopped by the stall watchdog): {posted}")
         return True
@@ -293,6 +303,12 @@ class Watchdog:
         while not self._stop.wait(POLL_S):
             if self.tick(self.clock()):
                 return
+
+
+def _wait_for(predicate: Callable[[], bool], limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _print_error(line: str) -> None:
