@@ -111,9 +111,9 @@ class _LastCheckpoint:
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step > 0 and step % self.every_n_steps == 0:
-            self._save(trainer)
-        elif self.schedule.due(step, lambda v: trainer.strategy.broadcast(v, src=0)):
+        by_steps = step > 0 and step % self.every_n_steps == 0
+        # Evaluated on every rank alike (a probe step broadcasts), so ranks save together.
+        if by_steps or self.schedule.due(step, lambda v: trainer.strategy.broadcast(v, src=0)):
             self._save(trainer)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
