@@ -51,10 +51,9 @@ SAGEMAKER_ROOT = "/opt/ml"
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
 #: StopTrainingJob (and MaxRuntimeInSeconds) on SageMaker: SIGTERM to the container, SIGKILL 120 s
-#: later (API reference: StopTrainingJob, StoppingCondition). In the PyTorch DLCs the container's
-#: PID 1 is `bash -m start_with_right_hostname.sh train`, a shell with no SIGTERM handler, and
-#: the kernel drops such signals for a namespace's init: no process of the job sees one (README,
-#: "Stops, spot interruptions and hangs").
+#: later. In the PyTorch DLCs the container's PID 1 is `bash -m start_with_right_hostname.sh`,
+#: a shell with no SIGTERM handler, and the kernel drops such signals for a namespace's init: no
+#: process of the job sees one (sources: README, "Stalls, stops and lost instances").
 SAGEMAKER_STOP_GRACE_S = 120.0
 #: The emulator's stop grace in seconds (default SAGEMAKER_STOP_GRACE_S); tests shorten it.
 STOP_GRACE_ENV = "TRAINOPS_STOP_GRACE_S"

@@ -2,8 +2,8 @@
 
 Uneven data across ranks does not fail in DDP, it hangs: the rank with fewer batches leaves the
 epoch while the others wait for it in their next gradient all-reduce, until the collective
-timeout (Lightning-AI/litData#340). So at the start of every epoch the ranks compare their
-batch counts (one tiny all-gather per epoch) and a mismatch fails the job with one line.
+timeout. So at the start of every epoch the ranks compare their batch counts (one tiny
+all-gather per epoch) and a mismatch fails the job with one line.
 """
 
 from __future__ import annotations
