@@ -177,6 +177,9 @@ def test_stop_training_job_stops_the_processes(emulator, code_uri):
     job = sagemaker.describe_training_job(TrainingJobName=name)
     assert job["TrainingJobStatus"] == "Stopped"
     assert all(code is not None for code in emulator.sagemaker.runs[name].job.poll())
+    # As in a PyTorch DLC: the stop's SIGTERM reaches no process of the job, SIGKILL ends it.
+    logs = "\n".join(emulator.sagemaker.runs[name].job.log_lines())
+    assert "stub rank=1 world=2" in logs and "received SIGTERM" not in logs
 
 
 def test_a_reused_job_name_is_refused_as_sagemaker_does(emulator, code_uri):
