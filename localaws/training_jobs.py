@@ -15,6 +15,7 @@ import collections
 import contextlib
 import datetime as dt
 import io
+import os
 import re
 import tarfile
 import threading
@@ -25,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from infra.image_contents import family_for_image
-from localjob.job import FAILED_PEER_GRACE_S, LocalJobSpec, LocalTrainingJob
+from localjob.job import (
+    FAILED_PEER_GRACE_S,
+    SAGEMAKER_STOP_GRACE_S,
+    STOP_GRACE_ENV,
+    LocalJobSpec,
+    LocalTrainingJob,
+)
 
 #: What SageMaker reports when it cannot get instances (the state machine retries on it).
 CAPACITY_FAILURE = (
@@ -85,8 +92,10 @@ class LocalJobRun(threading.Thread):
         environment: dict[str, str],
         injected_failure: str | None = None,
         echo: Callable[[str], None] | None = None,
+        stop_grace_s: float = SAGEMAKER_STOP_GRACE_S,
     ):
         super().__init__(daemon=True, name=f"job-{request['TrainingJobName']}")
+        self.stop_grace_s = stop_grace_s
         self.request, self.record = request, record
         self.s3, self.logs = clients("s3"), clients("logs")
         self._log_offsets: dict[str, int] = {}
@@ -229,12 +238,14 @@ class LocalJobRun(threading.Thread):
             self._transition("Starting", "Restarting the training job on new instances")
             self._transition("Training", "Training resumed from the synced checkpoints")
         if outcome == "stopped":
-            self.job.stop(reason="StopTrainingJob")
+            self.job.stop_like_sagemaker(reason="StopTrainingJob", grace_s=self.stop_grace_s)
             self.job.wait()
             self._end("Stopped", "Stopped", "Training job stopped")
             return
         if outcome == "timeout":
-            self.job.stop(reason="MaxRuntimeInSeconds reached")
+            self.job.stop_like_sagemaker(
+                reason="MaxRuntimeInSeconds reached", grace_s=self.stop_grace_s
+            )
             self.job.wait()
             self._end(
                 "Failed",
@@ -410,6 +421,8 @@ class LocalSageMaker:
         #: Failure reasons handed to the next jobs instead of running them (fault injection).
         self.injected_failures: collections.deque[str] = collections.deque()
         self.requests: list[dict[str, Any]] = []
+        #: Seconds from StopTrainingJob to the SIGKILL (SageMaker: 120; env TRAINOPS_STOP_GRACE_S).
+        self.stop_grace_s = float(os.environ.get(STOP_GRACE_ENV) or SAGEMAKER_STOP_GRACE_S)
 
     def start(self, request: dict[str, Any], record: Any) -> None:
         self.requests.append(request)
@@ -422,6 +435,7 @@ class LocalSageMaker:
             environment=self.environment,
             injected_failure=injected,
             echo=self.echo,
+            stop_grace_s=self.stop_grace_s,
         )
         self.runs[request["TrainingJobName"]] = run
         run.start()

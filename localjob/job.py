@@ -50,6 +50,13 @@ SAGEMAKER_ROOT = "/opt/ml"
 #: What a job's processes see as PATH beside the host's own bin (the image's system tools).
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
+#: StopTrainingJob (and MaxRuntimeInSeconds) on SageMaker: SIGTERM to the container, SIGKILL 120 s
+#: later. In the PyTorch DLCs the container's PID 1 is `bash -m start_with_right_hostname.sh`,
+#: a shell with no SIGTERM handler, and the kernel drops such signals for a namespace's init: no
+#: process of the job sees one (sources: README, "Stalls, stops and lost instances").
+SAGEMAKER_STOP_GRACE_S = 120.0
+#: The emulator's stop grace in seconds (default SAGEMAKER_STOP_GRACE_S); tests shorten it.
+STOP_GRACE_ENV = "TRAINOPS_STOP_GRACE_S"
 #: Set per host by the toolkit or the launcher: never inherited from the machine.
 _LAUNCHER_VARS = ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_")
 #: When a host has failed, the job is lost: the survivors' torchrun waits at its exit barrier
@@ -292,11 +299,17 @@ class LocalTrainingJob:
         return self._finish()
 
     def stop(
-        self, *, reason: str = "stopped", sig: int = signal.SIGTERM, grace_s: float = _STOP_GRACE_S
+        self,
+        *,
+        reason: str = "stopped",
+        sig: int | None = signal.SIGTERM,
+        grace_s: float = _STOP_GRACE_S,
     ) -> None:
-        """Signal every host's process group; SIGKILL whatever outlives the grace period."""
+        """Signal every host's process group (no signal: `sig=None`); SIGKILL whatever
+        outlives the grace period."""
         for host in self.hosts:
-            _signal_group(host.process, sig)
+            if sig is not None:
+                _signal_group(host.process, sig)
         deadline = time.monotonic() + grace_s
         while any(_group_alive(h.process) for h in self.hosts) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -304,6 +317,11 @@ class LocalTrainingJob:
             _signal_group(host.process, signal.SIGKILL)
         if self.echo is not None:
             self.echo(f"[local-job] {self.spec.job_name}: {reason}")
+
+    def stop_like_sagemaker(self, *, reason: str, grace_s: float) -> None:
+        """What a stop delivers inside a PyTorch DLC: SIGTERM to PID 1, which no process of
+        the job receives, so the job runs on until the SIGKILL `grace_s` later."""
+        self.stop(reason=reason, sig=None, grace_s=grace_s)
 
     def kill(self) -> None:
         """SIGKILL every process at once (what a spot reclaim looks like from inside)."""

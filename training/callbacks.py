@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from training import contract
+from training.checkpoint_schedule import TimeSchedule
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -98,17 +99,20 @@ def _batch_size(batch: Any) -> int:
 
 
 class _LastCheckpoint:
-    """Writes `<dir>/last.ckpt` every N optimizer steps and at every training-epoch end.
+    """Writes `<dir>/last.ckpt` every N optimizer steps, once `every_minutes` of training
+    passed since the last one (training/checkpoint_schedule.py), and when training ends.
 
-    Written by hand rather than with ModelCheckpoint, whose "last" rules differ between
-    Lightning 2.2 and 2.6 (2.6 writes last.ckpt at epoch end only after a top-k save).
-    `trainer.save_checkpoint` runs on every rank (it holds a barrier) and writes on global
-    rank 0 through the strategy's CheckpointIO (atomic: training/checkpoints.py).
+    Not at every epoch end: with short epochs that costs more than the work it saves (a stop
+    loses at most the time interval). Written by hand rather than with ModelCheckpoint, whose
+    "last" rules differ between Lightning 2.2 and 2.6. `trainer.save_checkpoint` runs on every
+    rank (it holds a barrier) and writes on global rank 0 through the strategy's CheckpointIO
+    (atomic: training/checkpoints.py).
     """
 
-    def __init__(self, dirpath: Path, every_n_steps: int) -> None:
+    def __init__(self, dirpath: Path, every_n_steps: int, every_minutes: float = 0.0) -> None:
         self.path = Path(dirpath) / contract.CHECKPOINT_FILE
         self.every_n_steps = every_n_steps
+        self.schedule = TimeSchedule(every_minutes * 60.0)
         self._saved_step = -1
 
     def _save(self, trainer: Any) -> None:
@@ -116,12 +120,19 @@ class _LastCheckpoint:
             return
         trainer.save_checkpoint(str(self.path), weights_only=False)
         self._saved_step = trainer.global_step
+        self.schedule.reset(trainer.global_step)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.schedule.reset(trainer.global_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
+        step = trainer.global_step
+        by_steps = step > 0 and step % self.every_n_steps == 0
+        # Evaluated on every rank alike (a probe step broadcasts), so ranks save together.
+        if by_steps or self.schedule.due(step, lambda v: trainer.strategy.broadcast(v, src=0)):
             self._save(trainer)
 
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self._save(trainer)
 
 

@@ -165,6 +165,27 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         kind="int",
         minimum=1,
     ),
+    "checkpoint_every_minutes": Hyperparameter(
+        "10.0",
+        "also write last.ckpt once this many minutes of training passed since the last one; "
+        "bounds the work a stop or a lost instance costs; 0 = off (float >= 0)",
+        kind="float",
+        minimum=0,
+    ),
+    "startup_timeout_s": Hyperparameter(
+        "1800",
+        "stall watchdog: fail the job when no training step has finished this many seconds "
+        "after the runner started; 0 = off (integer >= 0)",
+        kind="int",
+        minimum=0,
+    ),
+    "stall_timeout_s": Hyperparameter(
+        "900",
+        "stall watchdog: fail the job when no training step, validation batch or checkpoint "
+        "finished for this many seconds; 0 = off (integer >= 0)",
+        kind="int",
+        minimum=0,
+    ),
     "dist_timeout_s": Hyperparameter(
         "600",
         "timeout for process-group init and collectives, seconds (integer >= 1)",

@@ -43,6 +43,9 @@ class Hyperparameters:
     precision: str
     seed: int
     checkpoint_every_n_steps: int
+    checkpoint_every_minutes: float
+    startup_timeout_s: int
+    stall_timeout_s: int
     dist_timeout_s: int
     process_group_backend: str
     sharding: str

@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from training import contract
+from training import contract, watchdog
 from training.atomic import atomic_write_bytes
 from training.sm_env import ConfigError
 
@@ -152,6 +152,7 @@ def run(argv: Sequence[str]) -> int:
     from training.callbacks import callbacks_for, has_validation_loop, scalars, write_progress
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
+    from training.guards import guard_callbacks
     from training.lightning_flavour import submodule
     from training.node_prepare import prepare_on_node
 
@@ -159,12 +160,21 @@ def run(argv: Sequence[str]) -> int:
     cluster = cluster_mod.detect(sm)
     cluster_mod.export_env(cluster)
     _configure_logging(cluster.global_rank)
+    hp = sm.hyperparameters
+    dog = watchdog.install(
+        watchdog.Watchdog(
+            rank=cluster.global_rank,
+            world=cluster.world_size,
+            host=sm.current_host,
+            startup_timeout_s=hp.startup_timeout_s,
+            stall_timeout_s=hp.stall_timeout_s,
+        )
+    )
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     for note in cluster.notes:
         log.warning(note)
     log.info("cluster: %s", cluster.describe())
-    hp = sm.hyperparameters
     # The task first: a typo'd override fails here, before the backend, data or model dir.
     task = task_mod.load(
         hp.config,
@@ -240,7 +250,10 @@ def run(argv: Sequence[str]) -> int:
         callbacks=[
             *user_callbacks,
             runner_cb.MetricLines(cluster.world_size),
-            runner_cb.LastCheckpoint(sm.checkpoint_dir, hp.checkpoint_every_n_steps),
+            runner_cb.LastCheckpoint(
+                sm.checkpoint_dir, hp.checkpoint_every_n_steps, hp.checkpoint_every_minutes
+            ),
+            *guard_callbacks(task.flavour, cluster.world_size, dog),
             *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
             *sharding.callbacks(shard, pl, cluster),
         ],
@@ -277,6 +290,7 @@ def run(argv: Sequence[str]) -> int:
         final = scalars(dict(trainer.callback_metrics))
 
     gathered = sharding.full_state_dict(module) if shard.enabled else None  # every rank
+    watchdog.uninstall()  # the model write may take long; a peer that hangs now hits the timeout
     if trainer.is_global_zero:
         info = {
             "metrics": final,
@@ -353,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = explain_distributed_failure(err) or f"{type(err).__name__}: {_one_line(err)}"
         print(f"error: {line}", file=sys.stderr, flush=True)
         return 1
+    finally:
+        watchdog.uninstall()
 
 
 if __name__ == "__main__":

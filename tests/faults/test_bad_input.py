@@ -196,9 +196,19 @@ HYPERPARAMETER_CASES = [
         "hyperparameter checkpoint_every_n_steps='0' is invalid: expected an integer >= 1",
     ),
     (
+        "stall_timeout_s",
+        "-1",
+        "hyperparameter stall_timeout_s='-1' is invalid: expected an integer >= 0",
+    ),
+    (
+        "checkpoint_every_minutes",
+        "soon",
+        "hyperparameter checkpoint_every_minutes='soon' is invalid: expected a number >= 0",
+    ),
+    (
         "optimizer",
         "adam",
-        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, dist_timeout_s, process_group_backend, sharding, shard_layers, activation_checkpointing, cpu_offload or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
+        "unknown hyperparameter optimizer='adam': expected one of config, epochs, max_steps, batch_size, num_workers, lr, lr_key, lr_scaling, precision, seed, checkpoint_every_n_steps, checkpoint_every_minutes, startup_timeout_s, stall_timeout_s, dist_timeout_s, process_group_backend, sharding, shard_layers, activation_checkpointing, cpu_offload or a config override like model.init_args.<name>, data.init_args.<name>, trainer.<name>",
     ),
     (
         "lr_key",

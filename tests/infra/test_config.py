@@ -83,6 +83,14 @@ BAD = [
     ({"hyperparameters": {"epochs": "0"}}, "hyperparameters.epochs='0': expected an integer >= 1"),
     ({"hyperparameters": {"lr": "-1"}}, "hyperparameters.lr='-1': expected a number > 0"),
     (
+        {"hyperparameters": {"stall_timeout_s": "5m"}},
+        "hyperparameters.stall_timeout_s='5m': expected an integer >= 0",
+    ),
+    (
+        {"hyperparameters": {"checkpoint_every_minutes": "-1"}},
+        "hyperparameters.checkpoint_every_minutes='-1': expected a number >= 0",
+    ),
+    (
         {"hyperparameters": {"config": "digits"}},
         "hyperparameters.config='digits': set training.config instead (the task config)",
     ),

@@ -169,6 +169,13 @@ def test_stop_training_job_stops_the_processes(emulator, code_uri):
         f"{name} Training",
         seen=lambda: _seen(emulator, name),
     )
+    run = emulator.sagemaker.runs[name]
+    timing.wait_until(
+        lambda: run.job is not None and "stub rank=1 world=2" in "\n".join(run.job.log_lines()),
+        60,
+        f"{name}'s ranks running",
+        seen=lambda: _seen(emulator, name),
+    )
     started = time.monotonic()
     sagemaker.stop_training_job(TrainingJobName=name)
     emulator.sagemaker.runs[name].join(timing.bound(60))
@@ -177,6 +184,8 @@ def test_stop_training_job_stops_the_processes(emulator, code_uri):
     job = sagemaker.describe_training_job(TrainingJobName=name)
     assert job["TrainingJobStatus"] == "Stopped"
     assert all(code is not None for code in emulator.sagemaker.runs[name].job.poll())
+    # As in a PyTorch DLC: the stop's SIGTERM reaches no process of the job, SIGKILL ends it.
+    assert "received SIGTERM" not in "\n".join(run.job.log_lines())
 
 
 def test_a_reused_job_name_is_refused_as_sagemaker_does(emulator, code_uri):
