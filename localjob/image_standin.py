@@ -4,7 +4,9 @@ A local job must not see what the bundle has to bring (Lightning, torchmetrics, 
 venv has them all, so running jobs there would hide a bundle that cannot install. The stand-in
 is a package folder holding links to this venv's copies of the image's packages (torch, numpy,
 the toolkits, pip, ... and what they depend on) plus pinned overrides where the image's version
-matters (the 2.3.0 image's setuptools still has `pkg_resources`, which Lightning 2.2.5 imports).
+matters (the 2.3.0 image's setuptools still has `pkg_resources`, which Lightning 2.2.5 imports)
+and stand-ins for what exists only in AWS's images (SMDDP: localjob/smddp_standin, the `smddp`
+process group over gloo with SMDDP's limits).
 Each simulated host gets a fresh, pip-less venv that sees that folder through a `.pth` file, so
 the toolkit's own `pip install -r requirements.txt` installs the bundle into the host's venv and
 nothing leaks between hosts or jobs. Console scripts (`train`, `torchrun`, `pip`) are re-created
@@ -37,6 +39,8 @@ from infra.image_contents import FAMILIES, family
 _ALWAYS = ("pip", "sagemaker-training", "sagemaker-pytorch-training", "torch")
 #: Versions that differ in a way jobs notice, installed instead of this venv's copy.
 OVERRIDES = {"smddp": ("setuptools==80.9.0",), "current": ()}
+#: Packages of the image that exist only inside AWS's images, as local stand-ins (linked in).
+STAND_INS = {"smddp": (Path(__file__).resolve().parent / "smddp_standin" / "smdistributed",)}
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,14 @@ def image_standin(family_name: str) -> ImageStandIn:
     brought = _brought_by_bundles()
     names = sorted(_closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought)
     overrides = OVERRIDES[fam.name]
+    stand_ins = STAND_INS.get(fam.name, ())
     # Versions are in the key: an upgraded venv package gets a new folder, never a dangling link.
     pins = [f"{name}=={md.version(name)}" for name in names]
-    key = hashlib.sha256("\n".join([sys.prefix, *pins, *overrides]).encode()).hexdigest()[:16]
+    parts = [sys.prefix, *pins, *overrides, *map(str, stand_ins)]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     site = wheelhouse.cache_dir().parent / "standins" / f"{fam.name}-{key}"
     if not site.is_dir():
-        _build_site(site, names, overrides)
+        _build_site(site, names, overrides, stand_ins)
     return ImageStandIn(fam.name, site, tuple(sorted(_console_scripts(site).items())))
 
 
@@ -113,10 +119,14 @@ def _closure(roots: list[str]) -> set[str]:
     return seen
 
 
-def _build_site(site: Path, names: list[str], overrides: tuple[str, ...]) -> None:
+def _build_site(
+    site: Path, names: list[str], overrides: tuple[str, ...], stand_ins: tuple[Path, ...]
+) -> None:
     tmp = site.with_name(f".{site.name}.{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    for package in stand_ins:
+        (tmp / package.name).symlink_to(package)
     replaced = {canonicalize_name(Requirement(o).name) for o in overrides}
     for name in names:
         if name in replaced:
