@@ -18,6 +18,7 @@ synth with one line.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from infra.image_contents import FAMILIES, REHEARSAL_PYTHON, ImageFamily, family
-from infra.wheelhouse import clean_pip_env, lock_command, lock_inputs, project_lock
+from infra.wheelhouse import cache_dir, clean_pip_env, lock_command, lock_inputs, project_lock
 
 #: PEP 691 JSON form of PyPI's simple index (files of every version, with sha256 digests).
 PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
@@ -43,8 +44,17 @@ def pip_env() -> dict[str, str]:
     return {**clean_pip_env(os.environ), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
+class ResolutionFailed(Exception):
+    """pip found no resolution; the message is pip's reason on one line."""
+
+
 def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, str]]:
-    """canonical name -> {name, version, url, sha256} of pip's resolution for the family."""
+    """canonical name -> {name, version, url, sha256} of pip's resolution for the family;
+    reused from the resolution cache when the same lines were resolved for the same image."""
+    key = hashlib.sha256("\n".join([*fam.pip_target_args(), *requirements]).encode()).hexdigest()
+    cached = _resolution_cache() / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text("\n".join(requirements) + "\n")
@@ -65,10 +75,8 @@ def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, st
         ]
         done = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
             raise SystemExit(
-                f"lock {fam.name}: cannot resolve {', '.join(requirements[-3:])} for "
-                f"{fam.target}: {' '.join(last)}"
+                f"lock {fam.name}: cannot resolve for {fam.target}: {pip_reason(done.stderr)}"
             )
         items = json.loads(report.read_text())["install"]
     out = {}
@@ -82,7 +90,35 @@ def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, st
             "url": info["url"],
             "sha256": digest,
         }
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+    partial.write_text(json.dumps(out, sort_keys=True))
+    os.replace(partial, cached)
     return out
+
+
+def _resolution_cache() -> Path:
+    """pip's resolutions by (image, requirement lines): a re-lock after a one-line change runs
+    pip once (the project's lines), not for the image's own closure again."""
+    return cache_dir().parent / "resolutions"
+
+
+def pip_reason(stderr: str) -> str:
+    """pip's own account of a failed resolution, on one line: its conflict lines when it has
+    them (`The conflict is caused by: ...`), else its last error line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    start = next(
+        (i for i, line in enumerate(lines) if line.startswith("The conflict is caused")), None
+    )
+    if start is not None:
+        conflict = []
+        for line in lines[start:]:
+            if line.startswith(("Additionally,", "To fix this", "ERROR:")) and conflict:
+                break
+            conflict.append(line)
+        return " ".join(conflict)
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return (errors or lines or ["pip failed without a message"])[-1]
 
 
 def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
@@ -124,6 +160,7 @@ def rehearsal_wheel(entry: dict[str, str], fam: ImageFamily) -> dict[str, str] |
     )
 
 
+@functools.cache
 def _pypi_files(name: str) -> list[dict]:
     request = urllib.request.Request(
         PYPI_SIMPLE.format(name=canonicalize_name(name)),
@@ -152,18 +189,21 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
                 f"lock {fam.name}: {line!r}: only requirement lines (name==version) are "
                 "supported; the bundle's own requirements.txt sets the pip options"
             )
-    image = resolve(fam, list(fam.ships))
-    both = resolve(fam, [*fam.ships, *wanted])
-    clash = sorted(
-        name for line in wanted if (name := canonicalize_name(Requirement(line).name)) in image
-    )
-    if clash:
+    try:
+        image = resolve(fam, list(fam.ships))
+    except ResolutionFailed as exc:
         raise SystemExit(
-            f"lock {fam.name}: {', '.join(clash)} already ship(s) with the image "
-            f"({fam.description}): remove from {' / '.join(inputs)}"
-        )
+            f"lock {fam.name}: the image's own packages do not resolve: {exc}"
+        ) from None
+    try:
+        both = resolve(fam, [*fam.ships, *wanted])
+    except ResolutionFailed as exc:
+        raise SystemExit(
+            f"lock {fam.name}: {' / '.join(inputs)} contradict(s) the image ({fam.description}) "
+            f"or each other, for {fam.target}: {exc}"
+        ) from None
     entries = []
-    for name in sorted(set(both) - set(image)):
+    for name in sorted(brought(image, both)):
         entry = prefer_pure(both[name])
         entries.append(entry)
         extra = rehearsal_wheel(entry, fam)
@@ -182,6 +222,17 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
         for e in entries
     ]
     return "\n".join(header + body) + "\n"
+
+
+def brought(image: dict[str, dict[str, str]], both: dict[str, dict[str, str]]) -> list[str]:
+    """What the bundle must carry: packages the image lacks, and image packages the job needs
+    at another version (the toolkit's pip replaces the image's copy, as on AWS). The image's
+    pinned packages (torch, torchvision, ...) cannot differ: pip refuses such a resolution."""
+    return [
+        name
+        for name in both
+        if name not in image or both[name]["version"] != image[name]["version"]
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

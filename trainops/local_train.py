@@ -23,7 +23,12 @@ from localjob.checkpoint_sync import DirCheckpointStore
 from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from training import contract
-from trainops.rehearsal import Rehearsal, RehearsalError, from_deployment
+from trainops.rehearsal import (
+    Rehearsal,
+    RehearsalError,
+    from_deployment,
+    refuse_unrehearsable,
+)
 from trainops.task_check import TaskCheckError, check_task
 
 DEFAULT_ROOT = Path(".runs/local")
@@ -68,6 +73,7 @@ def run_local_training(
     completion and collect the outcome."""
     job_name = job_name or time.strftime("local-%Y%m%d-%H%M%S")
     project = Path(source_dir).resolve() if source_dir else None
+    refuse_unrehearsable(project, rehearsal.image_family)
     task_hps = {"config": config, **(hyperparameters or {})}
     for note in check_task(project, task_hps, world_size=hosts * processes_per_host):
         echo(f"note: {note}")

@@ -10,12 +10,17 @@ family.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata as md
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from infra.config import ConfigError, TrainingConfig, load_cdk_json_context
 from infra.execution_input import ExecutionInputError
 from infra.image_contents import family
+from infra.sourcedir import EXCLUDE_DIRS
 from trainops.run_input import CDK_JSON, check_with_synth_rules
 
 
@@ -74,3 +79,62 @@ def from_deployment(
         instance_type=instance_type or config.instance_type,
         source=source,
     )
+
+
+#: Import names that differ from the distribution's (for the image packages that need one).
+_IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml", "pillow": "PIL"}
+
+
+def unavailable(image_family: str) -> dict[str, str]:
+    """Import name -> requirement, for what the image ships but this machine cannot stand in
+    for (not in this venv: torchvision and torchaudio have no build that imports beside the
+    CPU torch here; accelerate is not installed)."""
+    out = {}
+    for line in family(image_family).ships:
+        req = Requirement(line)
+        try:
+            md.distribution(req.name)
+        except md.PackageNotFoundError:
+            name = req.name.lower()
+            out[_IMPORT_NAMES.get(name, name.replace("-", "_"))] = line
+    return out
+
+
+def project_imports(project: Path) -> dict[str, str]:
+    """Top-level module -> the first file that imports it, over the project's .py files."""
+    found: dict[str, str] = {}
+    for path in sorted(Path(project).rglob("*.py")):
+        rel = path.relative_to(project)
+        if any(part in EXCLUDE_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except SyntaxError:
+            continue  # the task check reports it with the real traceback
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], rel.as_posix())
+    return found
+
+
+def refuse_unrehearsable(project: Path | None, image_family: str) -> None:
+    """One line, before anything runs, when the project imports an image package this
+    rehearsal cannot provide (the job on AWS has it)."""
+    if project is None:
+        return
+    missing = unavailable(image_family)
+    used = project_imports(project)
+    for module, line in missing.items():
+        if module in used:
+            raise RehearsalError(
+                f"{project}/{used[module]} imports {module}: the {image_family} image ships "
+                f"{line}, but this rehearsal cannot (no {module} here that imports beside "
+                f"this machine's CPU torch {md.version('torch')}); the job on AWS has it: "
+                "rehearse without that import or run it on AWS"
+            )
