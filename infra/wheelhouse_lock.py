@@ -3,9 +3,13 @@
     python -m infra.wheelhouse_lock [FAMILY ...]      (needs PyPI; synth never does)
 
 For each family, pip resolves twice for the image's Python and platform, binary wheels only:
-the image's own packages alone (closure A), then the image's packages plus
-`training/requirements/<family>.in` (closure B). The lock is B minus A: exactly what the image
-lacks, at versions compatible with what it ships; torch and its CUDA packages never appear.
+the image's packages plus `training/requirements/<family>.in` (and a project's requirements;
+closure B), then the image's own packages alone (closure A). The lock is what B has that A
+lacks, or has at another version (an unpinned image package the job needs newer or older: the
+job's pip replaces the image's copy, as it would on AWS). The image's pinned packages (torch,
+torchvision, torchaudio, accelerate) never appear: a line contradicting them makes B fail, and
+the lock fails with pip's own conflict lines. Each resolution is kept by its inputs under the
+wheel cache's `resolutions/`, so a re-lock after a one-line change runs pip once.
 Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned:
 it fits every image family's Python and the emulator's, and the packages concerned (aiohttp and
 its helpers) are not on the training hot path.
@@ -189,18 +193,19 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
                 f"lock {fam.name}: {line!r}: only requirement lines (name==version) are "
                 "supported; the bundle's own requirements.txt sets the pip options"
             )
-    try:
-        image = resolve(fam, list(fam.ships))
-    except ResolutionFailed as exc:
-        raise SystemExit(
-            f"lock {fam.name}: the image's own packages do not resolve: {exc}"
-        ) from None
+    # The project's lines first: a contradiction fails without resolving the image alone.
     try:
         both = resolve(fam, [*fam.ships, *wanted])
     except ResolutionFailed as exc:
         raise SystemExit(
             f"lock {fam.name}: {' / '.join(inputs)} contradict(s) the image ({fam.description}) "
             f"or each other, for {fam.target}: {exc}"
+        ) from None
+    try:
+        image = resolve(fam, list(fam.ships))
+    except ResolutionFailed as exc:
+        raise SystemExit(
+            f"lock {fam.name}: the image's own packages do not resolve: {exc}"
         ) from None
     entries = []
     for name in sorted(brought(image, both)):

@@ -16,12 +16,19 @@ from infra.image_contents import FAMILIES, family_for_image
 from infra.wheelhouse import BundleError, LockedWheel
 
 
+#: The Lightning release of each image family (AWS's pairing for SMDDP 2.3.0; the newest).
+LIGHTNING = {"smddp": "2.2.5", "current": "2.6.6"}
+
+
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_locks_are_current_and_bring_no_image_package(name):
     fam = FAMILIES[name]
     wheels = wheelhouse.read_lock(fam)
     names = {w.name.lower() for w in wheels}
     assert {"pytorch-lightning", "torchmetrics"} <= names
+    # Both Lightning flavours of the family's release come with the runner.
+    versions = {w.name.lower(): w.version for w in wheels}
+    assert versions["lightning"] == versions["pytorch-lightning"] == LIGHTNING[name]
     shipped = {Requirement(line).name.lower() for line in fam.ships}
     assert not names & shipped
     assert not [n for n in names if n.startswith(("nvidia-", "triton", "torch-"))]
