@@ -15,7 +15,6 @@ from infra import wheelhouse
 from infra.image_contents import FAMILIES, family_for_image
 from infra.wheelhouse import BundleError, LockedWheel
 
-
 #: The Lightning release of each image family (AWS's pairing for SMDDP 2.3.0; the newest).
 LIGHTNING = {"smddp": "2.2.5", "current": "2.6.6"}
 
