@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -52,36 +53,33 @@ class ResolutionFailed(Exception):
     """pip found no resolution; the message is pip's reason on one line."""
 
 
-def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, str]]:
-    """canonical name -> {name, version, url, sha256} of pip's resolution for the family;
-    reused from the resolution cache when the same lines were resolved for the same image."""
-    key = hashlib.sha256("\n".join([*fam.pip_target_args(), *requirements]).encode()).hexdigest()
-    cached = _resolution_cache() / f"{key}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
+def _cached(kind: str, fam: ImageFamily, lines: list[str], compute) -> dict[str, dict]:
+    """A resolution kept under the wheel cache by its inputs (pip, image, lines)."""
+    key = hashlib.sha256("\n".join([kind, *fam.pip_target_args(), *lines]).encode()).hexdigest()
+    path = cache_dir().parent / "resolutions" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(out, sort_keys=True))
+    os.replace(partial, path)
+    return out
+
+
+def _pip_install_report(
+    fam: ImageFamily, lines: list[str], options: list[str], python: list[str], env: dict[str, str]
+) -> dict[str, dict]:
+    """pip's dry-run install of `lines` for the image's platform, as name -> entry."""
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "requirements.txt"
-        req.write_text("\n".join(requirements) + "\n")
+        req.write_text("\n".join(lines) + "\n")
         report = Path(tmp) / "report.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--dry-run",
-            "--ignore-installed",
-            *fam.pip_target_args(),
-            f"--target={tmp}/target",
-            f"--report={report}",
-            "-r",
-            str(req),
-        ]
-        done = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True, check=False)
+        cmd = [*python, "-m", "pip", "install", "--dry-run", *fam.pip_target_args()]
+        cmd += [*(o.replace("{tmp}", tmp) for o in options), f"--report={report}", "-r", str(req)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise SystemExit(
-                f"lock {fam.name}: cannot resolve for {fam.target}: {pip_reason(done.stderr)}"
-            )
+            raise ResolutionFailed(pip_reason(done.stdout, done.stderr))
         items = json.loads(report.read_text())["install"]
     out = {}
     for item in items:
@@ -93,36 +91,83 @@ def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, st
             "version": meta["version"],
             "url": info["url"],
             "sha256": digest,
+            "requires_dist": meta.get("requires_dist", []),
         }
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
-    partial.write_text(json.dumps(out, sort_keys=True))
-    os.replace(partial, cached)
     return out
 
 
-def _resolution_cache() -> Path:
-    """pip's resolutions by (image, requirement lines): a re-lock after a one-line change runs
-    pip once (the project's lines), not for the image's own closure again."""
-    return cache_dir().parent / "resolutions"
-
-
-def pip_reason(stderr: str) -> str:
-    """pip's own account of a failed resolution, on one line: its conflict lines when it has
-    them (`The conflict is caused by: ...`), else its last error line."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    start = next(
-        (i for i, line in enumerate(lines) if line.startswith("The conflict is caused")), None
+def resolve_image(fam: ImageFamily) -> dict[str, dict]:
+    """The image's own packages and their closure (once per image and machine: it downloads
+    torch and its CUDA wheels to read their metadata)."""
+    lines = list(fam.ships)
+    options = ["--ignore-installed", "--target={tmp}/target"]
+    return _cached(
+        "image",
+        fam,
+        lines,
+        lambda: _pip_install_report(fam, lines, options, [sys.executable], pip_env()),
     )
-    if start is not None:
-        conflict = []
-        for line in lines[start:]:
-            if line.startswith(("Additionally,", "To fix this", "ERROR:")) and conflict:
+
+
+def resolve_with_image(
+    fam: ImageFamily, image: dict[str, dict], wanted: list[str]
+) -> dict[str, dict]:
+    """pip's resolution of the image's packages plus `wanted`. Each package of the image's
+    closure is offered as a metadata-only stub wheel (tagged for the image, so pip prefers it
+    over PyPI's file of the same version) and capped at its version: pip reads no torch or CUDA
+    wheel again, and only what `wanted` adds (or needs older) comes from PyPI."""
+
+    def compute() -> dict[str, dict]:
+        with tempfile.TemporaryDirectory() as tmp:
+            stubs = Path(tmp) / "image-stubs"
+            stubs.mkdir()
+            for entry in image.values():
+                _stub_wheel(stubs, fam, entry)
+            # Never newer than the image has (PyPI moves on after the image is resolved);
+            # older where a wanted package needs it.
+            ceiling = Path(tmp) / "image-ceiling.txt"
+            ceiling.write_text("".join(f"{e['name']}<={e['version']}\n" for e in image.values()))
+            options = ["--ignore-installed", "--target={tmp}/target", f"--find-links={stubs}"]
+            options.append(f"--constraint={ceiling}")
+            lines = [*fam.ships, *wanted]
+            return _pip_install_report(fam, lines, options, [sys.executable], pip_env())
+
+    pinned = [f"{name}=={entry['version']}" for name, entry in sorted(image.items())]
+    return _cached("with-image", fam, [*pinned, *wanted], compute)
+
+
+def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> None:
+    """A wheel holding only the entry's metadata (name, version, dependencies)."""
+    name = canonicalize_name(entry["name"]).replace("-", "_")
+    info = f"{name}-{entry['version']}.dist-info"
+    meta = ["Metadata-Version: 2.1", f"Name: {entry['name']}", f"Version: {entry['version']}"]
+    meta += [f"Requires-Dist: {r}" for r in entry.get("requires_dist", [])]
+    tag = f"{fam.abi}-{fam.abi}-{fam.platform}"
+    wheel = ["Wheel-Version: 1.0", "Generator: trainops-lock", "Root-Is-Purelib: false"]
+    files = {f"{info}/METADATA": meta, f"{info}/WHEEL": [*wheel, f"Tag: {tag}"]}
+    with zipfile.ZipFile(folder / f"{name}-{entry['version']}-{tag}.whl", "w") as zf:
+        for path, lines in files.items():
+            zf.writestr(path, "\n".join(lines) + "\n")
+        zf.writestr(f"{info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"]))
+
+
+def pip_reason(stdout: str, stderr: str) -> str:
+    """pip's own account of a failed resolution, on one line: its `Cannot install ...` error
+    and its conflict lines (`The conflict is caused by: ...`, printed on stdout), else its last
+    error line."""
+    errors = [line.strip() for line in stderr.splitlines() if line.startswith("ERROR:")]
+    out = [line.strip() for line in stdout.splitlines()]
+    conflict: list[str] = []
+    if "The conflict is caused by:" in out:
+        for line in out[out.index("The conflict is caused by:") :]:
+            if not line and len(conflict) > 1:
                 break
-            conflict.append(line)
-        return " ".join(conflict)
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    return (errors or lines or ["pip failed without a message"])[-1]
+            if line:
+                conflict.append(line)
+    cannot = [e.removeprefix("ERROR: ") for e in errors if e.startswith("ERROR: Cannot install")]
+    if conflict:
+        return " ".join([*cannot, conflict[0], "; ".join(conflict[1:])])
+    return (errors or [line for line in stderr.splitlines() if line.strip()] or ["pip failed"])[-1]
 
 
 def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
@@ -193,19 +238,18 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
                 f"lock {fam.name}: {line!r}: only requirement lines (name==version) are "
                 "supported; the bundle's own requirements.txt sets the pip options"
             )
-    # The project's lines first: a contradiction fails without resolving the image alone.
     try:
-        both = resolve(fam, [*fam.ships, *wanted])
+        image = resolve_image(fam)
+    except ResolutionFailed as exc:
+        raise SystemExit(
+            f"lock {fam.name}: the image's own packages do not resolve: {exc}"
+        ) from None
+    try:
+        both = resolve_with_image(fam, image, wanted)
     except ResolutionFailed as exc:
         raise SystemExit(
             f"lock {fam.name}: {' / '.join(inputs)} contradict(s) the image ({fam.description}) "
             f"or each other, for {fam.target}: {exc}"
-        ) from None
-    try:
-        image = resolve(fam, list(fam.ships))
-    except ResolutionFailed as exc:
-        raise SystemExit(
-            f"lock {fam.name}: the image's own packages do not resolve: {exc}"
         ) from None
     entries = []
     for name in sorted(brought(image, both)):
@@ -229,15 +273,11 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
     return "\n".join(header + body) + "\n"
 
 
-def brought(image: dict[str, dict[str, str]], both: dict[str, dict[str, str]]) -> list[str]:
+def brought(image: dict[str, dict], both: dict[str, dict]) -> list[str]:
     """What the bundle must carry: packages the image lacks, and image packages the job needs
-    at another version (the toolkit's pip replaces the image's copy, as on AWS). The image's
-    pinned packages (torch, torchvision, ...) cannot differ: pip refuses such a resolution."""
-    return [
-        name
-        for name in both
-        if name not in image or both[name]["version"] != image[name]["version"]
-    ]
+    at another version than the image's closure has (unpinned ones only: the image's pinned
+    packages cannot differ, pip refuses such a resolution)."""
+    return [n for n in both if n not in image or both[n]["version"] != image[n]["version"]]
 
 
 def main(argv: list[str] | None = None) -> int:
