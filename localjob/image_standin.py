@@ -33,7 +33,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra import wheelhouse
-from infra.image_contents import FAMILIES, family
+from infra.image_contents import ImageFamily, family
 
 #: Present in every SageMaker PyTorch image besides the family's own list.
 _ALWAYS = ("pip", "sagemaker-training", "sagemaker-pytorch-training", "torch")
@@ -80,7 +80,7 @@ def image_standin(family_name: str) -> ImageStandIn:
     """The stand-in for `family_name`: built on first use on this machine (atomically, so
     concurrent jobs agree), looked up once per process."""
     fam = family(family_name)
-    brought = _brought_by_bundles()
+    brought = _brought_by_bundle(fam)
     names = sorted(_closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought)
     overrides = OVERRIDES[fam.name]
     stand_ins = STAND_INS.get(fam.name, ())
@@ -94,9 +94,11 @@ def image_standin(family_name: str) -> ImageStandIn:
     return ImageStandIn(fam.name, site, tuple(sorted(_console_scripts(site).items())))
 
 
-def _brought_by_bundles() -> set[str]:
-    """Every package some family's bundle carries: never part of any stand-in image."""
-    return {canonicalize_name(w.name) for f in FAMILIES.values() for w in wheelhouse.read_lock(f)}
+def _brought_by_bundle(fam: ImageFamily) -> set[str]:
+    """Every package the family's bundle carries (Lightning, torchmetrics, ... and an image
+    package the job needs at another version): never part of its stand-in image, so a bundle
+    that lacks one fails here as on AWS."""
+    return {canonicalize_name(w.name) for w in wheelhouse.read_lock(fam)}
 
 
 def _closure(roots: list[str]) -> set[str]:

@@ -87,8 +87,9 @@ _IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml", "pillow": "PIL"}
 
 def unavailable(image_family: str) -> dict[str, str]:
     """Import name -> requirement, for what the image ships but this machine cannot stand in
-    for (not in this venv: torchvision and torchaudio have no build that imports beside the
-    CPU torch here; accelerate is not installed)."""
+    for (not in this venv: PyPI's torchvision 0.28.0 for torch 2.13 fails to load its operators
+    beside the CPU build, torchaudio has no release for torch 2.13; accelerate is not
+    installed)."""
     out = {}
     for line in family(image_family).ships:
         req = Requirement(line)
@@ -134,7 +135,7 @@ def refuse_unrehearsable(project: Path | None, image_family: str) -> None:
         if module in used:
             raise RehearsalError(
                 f"{project}/{used[module]} imports {module}: the {image_family} image ships "
-                f"{line}, but this rehearsal cannot (no {module} here that imports beside "
-                f"this machine's CPU torch {md.version('torch')}); the job on AWS has it: "
-                "rehearse without that import or run it on AWS"
+                f"{line}, which this rehearsal cannot provide (not installed here: no build of "
+                f"it loads beside this machine's CPU torch {md.version('torch')}): rehearse "
+                "without that import, or run the job on AWS"
             )

@@ -70,7 +70,7 @@ def test_a_torchvision_project_is_refused_at_once(tmp_path: Path, capsys) -> Non
         run_local_training(source_dir=project, config="train.yaml", root=root)
     assert str(err.value).startswith(
         f"{project}/vis/model.py imports torchvision: the current image ships "
-        "torchvision==0.25.0, but this rehearsal cannot"
+        "torchvision==0.25.0, which this rehearsal cannot provide"
     )
     assert not root.exists()  # nothing built, nothing started
     code = main(["local-train", "--source-dir", str(project), "--config", "train.yaml"])
