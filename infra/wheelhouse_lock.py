@@ -36,6 +36,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from infra import wheelhouse
 from infra.image_contents import FAMILIES, REHEARSAL_PYTHON, ImageFamily, family
 from infra.wheelhouse import cache_dir, clean_pip_env, lock_command, lock_inputs, project_lock
 
@@ -265,6 +266,8 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
         + "; do not edit.",
         "# The image already ships (with their dependencies): "
         + ", ".join(Requirement(s).name for s in fam.ships),
+        wheelhouse.IMAGE_CLOSURE_HEADER
+        + " ".join(f"{e['name']}=={e['version']}" for _, e in sorted(image.items())),
     ]
     body = [
         f"{e['name']}=={e['version']} --hash=sha256:{e['sha256']}  # {e['url'].rsplit('/', 1)[1]}"

@@ -81,7 +81,10 @@ def image_standin(family_name: str) -> ImageStandIn:
     concurrent jobs agree), looked up once per process."""
     fam = family(family_name)
     brought = _brought_by_bundle(fam)
-    names = sorted(_closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought)
+    # The image's packages, and everything the lock took the image to have (left out of the
+    # bundle: aiohttp or huggingface_hub on the current image), as far as this venv has them.
+    roots = [*(Requirement(r).name for r in fam.ships), *_ALWAYS, *wheelhouse.image_closure(fam)]
+    names = sorted(_closure(roots) - brought)
     overrides = OVERRIDES[fam.name]
     stand_ins = STAND_INS.get(fam.name, ())
     # Versions are in the key: an upgraded venv package gets a new folder, never a dangling link.
@@ -102,23 +105,27 @@ def _brought_by_bundle(fam: ImageFamily) -> set[str]:
 
 
 def _closure(roots: list[str]) -> set[str]:
-    """Canonical names of the installed distributions `roots` need (extras not followed)."""
-    seen: set[str] = set()
-    todo = [canonicalize_name(r) for r in roots]
+    """Canonical names of the installed distributions `roots` need, extras followed
+    (`fsspec[http]` brings aiohttp)."""
+    seen: set[tuple[str, str]] = set()
+    found: set[str] = set()
+    todo = [(canonicalize_name(r), "") for r in roots]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
+        seen.add((name, extra))
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
             continue  # not in this venv: the image has it, jobs here do without it
-        seen.add(name)
+        found.add(name)
         for line in dist.requires or []:
             req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(canonicalize_name(req.name))
-    return seen
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo.append((canonicalize_name(req.name), ""))
+                todo += [(canonicalize_name(req.name), e) for e in req.extras]
+    return found
 
 
 def _build_site(
