@@ -2,14 +2,16 @@
 
     python -m infra.wheelhouse_lock [FAMILY ...]      (needs PyPI; synth never does)
 
-For each family, pip resolves twice for the image's Python and platform, binary wheels only:
-the image's packages plus `training/requirements/<family>.in` (and a project's requirements;
-closure B), then the image's own packages alone (closure A). The lock is what B has that A
-lacks, or has at another version (an unpinned image package the job needs newer or older: the
-job's pip replaces the image's copy, as it would on AWS). The image's pinned packages (torch,
-torchvision, torchaudio, accelerate) never appear: a line contradicting them makes B fail, and
-the lock fails with pip's own conflict lines. Each resolution is kept by its inputs under the
-wheel cache's `resolutions/`, so a re-lock after a one-line change runs pip once.
+For each family, pip resolves for the image's Python and platform, binary wheels only: first
+the image's own packages alone (closure A: once per image and machine, kept under the wheel
+cache's `resolutions/`; it downloads torch and its CUDA wheels to read their metadata), then the
+image's packages plus `training/requirements/<family>.in` (and a project's requirements) with
+every package of A offered as a metadata-only stub wheel capped at A's version (closure B: no
+torch download; a re-lock after a one-line change runs pip once, for what changed). The lock is
+what B needs for those lines, less the image's certain packages at the image's version: those
+its build files name (`infra/image_contents.py`) and what they pin exactly. A line that
+contradicts the image's pins fails B, and the lock fails with pip's own conflict lines.
+
 Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned:
 it fits every image family's Python and the emulator's, and the packages concerned (aiohttp and
 its helpers) are not on the training hot path.
@@ -26,6 +28,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,6 +36,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -134,7 +138,10 @@ def resolve_with_image(
             return _pip_install_report(fam, lines, options, [sys.executable], pip_env())
 
     pinned = [f"{name}=={entry['version']}" for name, entry in sorted(image.items())]
-    return _cached("with-image", fam, [*pinned, *wanted], compute)
+    return _cached("with-image-2", fam, [*pinned, *wanted], compute)
+
+
+_EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 
 
 def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> None:
@@ -143,6 +150,9 @@ def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> None:
     info = f"{name}-{entry['version']}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {entry['name']}", f"Version: {entry['version']}"]
     meta += [f"Requires-Dist: {r}" for r in entry.get("requires_dist", [])]
+    # pip honours `pkg[extra]` only for extras the metadata declares.
+    extras = {m for r in entry.get("requires_dist", []) for m in _EXTRA.findall(r)}
+    meta += [f"Provides-Extra: {e}" for e in sorted(extras)]
     tag = f"{fam.abi}-{fam.abi}-{fam.platform}"
     wheel = ["Wheel-Version: 1.0", "Generator: trainops-lock", "Root-Is-Purelib: false"]
     files = {f"{info}/METADATA": meta, f"{info}/WHEEL": [*wheel, f"Tag: {tag}"]}
@@ -185,6 +195,22 @@ def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
         if pure and name == canonicalize_name(entry["name"]) and str(version) == entry["version"]:
             return {**entry, "url": f["url"], "sha256": f["hashes"]["sha256"]}
     return entry
+
+
+def pypi_wheel(entry: dict[str, str], fam: ImageFamily) -> dict[str, str]:
+    """PyPI's wheel of the entry's version for the image's Python and platform."""
+    supported = fam.supported_tags()
+    for f in _pypi_files(entry["name"]):
+        if not f["filename"].endswith(".whl"):
+            continue
+        name, version, _, tags = parse_wheel_filename(f["filename"])
+        same = name == canonicalize_name(entry["name"]) and str(version) == entry["version"]
+        if same and tags & supported:
+            return {**entry, "url": f["url"], "sha256": f["hashes"]["sha256"]}
+    raise SystemExit(
+        f"lock {fam.name}: {entry['name']}=={entry['version']} has no wheel on PyPI for "
+        f"{fam.target}"
+    )
 
 
 def rehearsal_wheel(entry: dict[str, str], fam: ImageFamily) -> dict[str, str] | None:
@@ -253,8 +279,10 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
             f"or each other, for {fam.target}: {exc}"
         ) from None
     entries = []
-    for name in sorted(brought(image, both)):
+    for name in sorted(brought(fam, image, both, wanted)):
         entry = prefer_pure(both[name])
+        if entry["url"].startswith("file:"):  # pip read it from the image's stub
+            entry = pypi_wheel(entry, fam)
         entries.append(entry)
         extra = rehearsal_wheel(entry, fam)
         if extra is not None:
@@ -276,11 +304,68 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
     return "\n".join(header + body) + "\n"
 
 
-def brought(image: dict[str, dict], both: dict[str, dict]) -> list[str]:
-    """What the bundle must carry: packages the image lacks, and image packages the job needs
-    at another version than the image's closure has (unpinned ones only: the image's pinned
-    packages cannot differ, pip refuses such a resolution)."""
-    return [n for n in both if n not in image or both[n]["version"] != image[n]["version"]]
+def _target_markers(fam: ImageFamily, extra: str) -> dict[str, str]:
+    env = default_environment()
+    env.update(python_version=fam.python, python_full_version=f"{fam.python}.0", extra=extra)
+    env.update(sys_platform="linux", platform_system="Linux", platform_machine="x86_64")
+    return env
+
+
+def _requirements(fam: ImageFamily, entry: dict, extras: frozenset[str]) -> list[Requirement]:
+    """The entry's dependencies that apply on the image (with the extras asked of it)."""
+    out = []
+    for line in entry.get("requires_dist", []):
+        req = Requirement(line)
+        if req.marker is None or any(
+            req.marker.evaluate(_target_markers(fam, e)) for e in ("", *extras)
+        ):
+            out.append(req)
+    return out
+
+
+def certain(fam: ImageFamily, image: dict[str, dict]) -> set[str]:
+    """The image packages the lock may rely on: those its build files name, and what they pin
+    exactly (torch's CUDA wheels). Anything else in the resolved closure is a guess (PyPI's
+    newest today, not what the image was built with), so a job that needs it brings it."""
+    found = {canonicalize_name(Requirement(line).name) for line in fam.ships}
+    todo = [n for n in found if n in image]
+    while todo:
+        for req in _requirements(fam, image[todo.pop()], frozenset()):
+            name = canonicalize_name(req.name)
+            exact = any(spec.operator == "==" for spec in req.specifier)
+            if exact and name in image and name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def brought(
+    fam: ImageFamily, image: dict[str, dict], both: dict[str, dict], wanted: list[str]
+) -> list[str]:
+    """What the bundle must carry: every package `wanted` needs (transitively, on the image's
+    platform), except the image's certain packages at the version the image has. So torch and
+    the build files' packages never come; an image package the job needs at another version,
+    or one the image only might have, does."""
+    sure = certain(fam, image)
+    provided = {n for n in sure if n in both and both[n]["version"] == image[n]["version"]}
+    needed: set[str] = set()
+    todo = [
+        (canonicalize_name(Requirement(w).name), frozenset(Requirement(w).extras)) for w in wanted
+    ]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen or name not in both:
+            continue
+        seen.add((name, extras))
+        reqs = _requirements(fam, both[name], extras)
+        if name in provided:  # the image's copy; only what the asked extras add is needed
+            base = {str(r) for r in _requirements(fam, both[name], frozenset())}
+            reqs = [r for r in reqs if str(r) not in base]
+        else:
+            needed.add(name)
+        todo += [(canonicalize_name(r.name), frozenset(r.extras)) for r in reqs]
+    return sorted(needed)
 
 
 def main(argv: list[str] | None = None) -> int:
