@@ -80,10 +80,12 @@ def image_standin(family_name: str) -> ImageStandIn:
     """The stand-in for `family_name`: built on first use on this machine (atomically, so
     concurrent jobs agree), looked up once per process."""
     fam = family(family_name)
-    brought = _brought_by_bundle(fam)
-    # The image's packages, and everything the lock took the image to have (left out of the
-    # bundle: aiohttp or huggingface_hub on the current image), as far as this venv has them.
-    roots = [*(Requirement(r).name for r in fam.ships), *_ALWAYS, *wheelhouse.image_closure(fam)]
+    # The image's packages and everything the lock took the image to have, as far as this venv
+    # has them; less what only the bundle brings (an image package the bundle brings at another
+    # version stays: the image has one, the bundle's install replaces it in the host).
+    closure = {canonicalize_name(n) for n in wheelhouse.image_closure(fam)}
+    brought = _brought_by_bundle(fam) - closure
+    roots = [*(Requirement(r).name for r in fam.ships), *_ALWAYS, *closure]
     names = sorted(_closure(roots) - brought)
     overrides = OVERRIDES[fam.name]
     stand_ins = STAND_INS.get(fam.name, ())
@@ -98,9 +100,9 @@ def image_standin(family_name: str) -> ImageStandIn:
 
 
 def _brought_by_bundle(fam: ImageFamily) -> set[str]:
-    """Every package the family's bundle carries (Lightning, torchmetrics, ... and an image
-    package the job needs at another version): never part of its stand-in image, so a bundle
-    that lacks one fails here as on AWS."""
+    """Every package the family's bundle carries: those the image lacks (Lightning,
+    torchmetrics, ...) are never part of its stand-in, so a bundle that lacks one fails here as
+    on AWS."""
     return {canonicalize_name(w.name) for w in wheelhouse.read_lock(fam)}
 
 
