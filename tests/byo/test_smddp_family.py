@@ -50,7 +50,7 @@ def test_a_lightning_project_with_sync_dist_and_torchmetrics_trains_under_smddp(
     (info_file,) = (p for p in result.model_files if p.name == contract.MODEL_INFO_FILE)
     info = json.loads(info_file.read_text())
     assert info["cluster"]["backend"] == "smddp" and info["cluster"]["world_size"] == 2
-    assert info["versions"]["lightning"] == "2.2.5"  # the flavour came with the runner
+    assert info["versions"]["lightning.pytorch"] == "2.2.5"  # the flavour came with the runner
     assert {"train/nll", "valid/accuracy"} <= set(result.metrics)
 
 
