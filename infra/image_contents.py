@@ -4,11 +4,14 @@ The bundle brings everything the job needs beyond the image (infra/wheelhouse.py
 says what "the image" is: the packages it already has (never re-downloaded, downgraded or
 shadowed by the bundle) and the interpreter and platform that binary wheels must fit.
 
-Only packages the DLC Dockerfiles install by name are listed (aws/deep-learning-containers,
-`pytorch/training/docker/<version>/py3/<cuda>/Dockerfile.gpu`, sagemaker stage): anything
+Only packages the DLC build files install by name are listed (aws/deep-learning-containers,
+`pytorch/training/docker/<version>/py3/<cuda>/Dockerfile.gpu`, sagemaker stage, and beside it
+`Dockerfile.sagemaker.gpu.core_packages.json`, the versions AWS tests the image for): anything
 missing here is brought by the bundle, which is the safe side. Their own dependencies count as
-shipped too (the lock tool resolves the closure). Lightning, torchmetrics, jsonargparse and
-transformers are in no PyTorch DLC.
+shipped too (the lock tool resolves the closure). Packages a project may import from the image
+are pinned to the image's versions: torchvision and torchaudio (matched to its torch), and
+accelerate (whose dependencies bring huggingface_hub and safetensors). Lightning, torchmetrics,
+jsonargparse and transformers are in no PyTorch DLC.
 """
 
 from __future__ import annotations
@@ -122,15 +125,34 @@ FAMILIES: dict[str, ImageFamily] = {
         description="pytorch-training 2.3.0 (SMDDP 2.3.0), Python 3.11, Ubuntu 20.04",
         python="3.11",
         platform="manylinux_2_31_x86_64",
-        ships=("torch==2.3.0", "urllib3<2", "setuptools<81", *_COMMON),
-        source="aws/deep-learning-containers pytorch/training/docker/2.3/py3/cu121/Dockerfile.gpu",
+        ships=(
+            "torch==2.3.0",
+            # core_packages.json: conda installs them unpinned, AWS tests these versions.
+            "torchvision==0.18.0",
+            "torchaudio==2.3.0",
+            "accelerate==0.30.1",
+            "urllib3<2",
+            "setuptools<81",
+            *_COMMON,
+        ),
+        source="aws/deep-learning-containers pytorch/training/docker/2.3/py3/cu121/Dockerfile.gpu "
+        "and Dockerfile.sagemaker.gpu.core_packages.json",
     ),
     "current": ImageFamily(
         name="current",
         description="pytorch-training 2.10.0, Python 3.13, Ubuntu 22.04",
         python="3.13",
         platform="manylinux_2_35_x86_64",
-        ships=("torch==2.10.0", "urllib3>=2.5.0", "setuptools>=80.10.1", *_COMMON),
+        ships=(
+            "torch==2.10.0",
+            # The Dockerfile's TORCHVISION_VERSION / TORCHAUDIO_VERSION; accelerate unpinned there.
+            "torchvision==0.25.0",
+            "torchaudio==2.10.0",
+            "accelerate",
+            "urllib3>=2.5.0",
+            "setuptools>=80.10.1",
+            *_COMMON,
+        ),
         source="aws/deep-learning-containers pytorch/training/docker/2.10/py3/cu130/Dockerfile.gpu",
     ),
 }

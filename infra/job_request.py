@@ -234,6 +234,7 @@ def training_request(s: WorkflowSettings, values: Values = from_state) -> dict[s
         "RetryStrategy": {"MaximumRetryAttempts": SAGEMAKER_RETRY_ATTEMPTS},
         "Environment": {
             **CONTAINER_ENVIRONMENT,
+            **s.efa_environment,  # what the image's toolkit misses for this type (infra/efa)
             # Traceability: the execution ARN may hold characters tag values reject; the
             # environment accepts any string and DescribeTrainingJob returns it.
             **values(EXECUTION_ARN_ENV, "$$.Execution.Id", "execution_arn"),

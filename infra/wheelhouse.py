@@ -148,6 +148,19 @@ def read_lock(fam: ImageFamily, project: Path | None = None) -> list[LockedWheel
     return wheels
 
 
+#: The lock header line that records the image's closure as the lock resolved it.
+IMAGE_CLOSURE_HEADER = "# The image's closure as resolved: "
+
+
+def image_closure(fam: ImageFamily) -> list[str]:
+    """Names of the packages the family's lock took the image to have (its header line; empty
+    for a lock written before the line existed)."""
+    for line in fam.lock.read_text().splitlines():
+        if line.startswith(IMAGE_CLOSURE_HEADER):
+            return [pin.split("==")[0] for pin in line[len(IMAGE_CLOSURE_HEADER) :].split()]
+    return []
+
+
 def check_fits(wheels: list[LockedWheel], fam: ImageFamily, python: str) -> None:
     """Every package has a wheel that installs on the image's Python and platform (offline,
     from the file names; a package may also carry the rehearsal Python's wheel)."""

@@ -2,10 +2,16 @@
 
     python -m infra.wheelhouse_lock [FAMILY ...]      (needs PyPI; synth never does)
 
-For each family, pip resolves twice for the image's Python and platform, binary wheels only:
-the image's own packages alone (closure A), then the image's packages plus
-`training/requirements/<family>.in` (closure B). The lock is B minus A: exactly what the image
-lacks, at versions compatible with what it ships; torch and its CUDA packages never appear.
+For each family, pip resolves for the image's Python and platform, binary wheels only: first
+the image's own packages alone (closure A: once per image and machine, kept under the wheel
+cache's `resolutions/`; it downloads torch and its CUDA wheels to read their metadata), then the
+image's packages plus `training/requirements/<family>.in` (and a project's requirements) with
+every package of A offered as a metadata-only stub wheel capped at A's version (closure B: no
+torch download; a re-lock after a one-line change runs pip once, for what changed). The lock is
+what B needs for those lines, less the image's certain packages at the image's version: those
+its build files name (`infra/image_contents.py`) and what they pin exactly. A line that
+contradicts the image's pins fails B, and the lock fails with pip's own conflict lines.
+
 Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned:
 it fits every image family's Python and the emulator's, and the packages concerned (aiohttp and
 its helpers) are not on the training hot path.
@@ -18,20 +24,25 @@ synth with one line.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
+from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from infra import wheelhouse
 from infra.image_contents import FAMILIES, REHEARSAL_PYTHON, ImageFamily, family
-from infra.wheelhouse import clean_pip_env, lock_command, lock_inputs, project_lock
+from infra.wheelhouse import cache_dir, clean_pip_env, lock_command, lock_inputs, project_lock
 
 #: PEP 691 JSON form of PyPI's simple index (files of every version, with sha256 digests).
 PYPI_SIMPLE = "https://pypi.org/simple/{name}/"
@@ -43,33 +54,37 @@ def pip_env() -> dict[str, str]:
     return {**clean_pip_env(os.environ), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
-def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, str]]:
-    """canonical name -> {name, version, url, sha256} of pip's resolution for the family."""
+class ResolutionFailed(Exception):
+    """pip found no resolution; the message is pip's reason on one line."""
+
+
+def _cached(kind: str, fam: ImageFamily, lines: list[str], compute) -> dict[str, dict]:
+    """A resolution kept under the wheel cache by its inputs (pip, image, lines)."""
+    key = hashlib.sha256("\n".join([kind, *fam.pip_target_args(), *lines]).encode()).hexdigest()
+    path = cache_dir().parent / "resolutions" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(out, sort_keys=True))
+    os.replace(partial, path)
+    return out
+
+
+def _pip_install_report(
+    fam: ImageFamily, lines: list[str], options: list[str], python: list[str], env: dict[str, str]
+) -> dict[str, dict]:
+    """pip's dry-run install of `lines` for the image's platform, as name -> entry."""
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "requirements.txt"
-        req.write_text("\n".join(requirements) + "\n")
+        req.write_text("\n".join(lines) + "\n")
         report = Path(tmp) / "report.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--dry-run",
-            "--ignore-installed",
-            *fam.pip_target_args(),
-            f"--target={tmp}/target",
-            f"--report={report}",
-            "-r",
-            str(req),
-        ]
-        done = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True, check=False)
+        cmd = [*python, "-m", "pip", "install", "--dry-run", *fam.pip_target_args()]
+        cmd += [*(o.replace("{tmp}", tmp) for o in options), f"--report={report}", "-r", str(req)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
-            raise SystemExit(
-                f"lock {fam.name}: cannot resolve {', '.join(requirements[-3:])} for "
-                f"{fam.target}: {' '.join(last)}"
-            )
+            raise ResolutionFailed(pip_reason(done.stdout, done.stderr))
         items = json.loads(report.read_text())["install"]
     out = {}
     for item in items:
@@ -81,8 +96,89 @@ def resolve(fam: ImageFamily, requirements: list[str]) -> dict[str, dict[str, st
             "version": meta["version"],
             "url": info["url"],
             "sha256": digest,
+            "requires_dist": meta.get("requires_dist", []),
         }
     return out
+
+
+def resolve_image(fam: ImageFamily) -> dict[str, dict]:
+    """The image's own packages and their closure (once per image and machine: it downloads
+    torch and its CUDA wheels to read their metadata)."""
+    lines = list(fam.ships)
+    options = ["--ignore-installed", "--target={tmp}/target"]
+    return _cached(
+        "image",
+        fam,
+        lines,
+        lambda: _pip_install_report(fam, lines, options, [sys.executable], pip_env()),
+    )
+
+
+def resolve_with_image(
+    fam: ImageFamily, image: dict[str, dict], wanted: list[str]
+) -> dict[str, dict]:
+    """pip's resolution of the image's packages plus `wanted`. Each package of the image's
+    closure is offered as a metadata-only stub wheel (tagged for the image, so pip prefers it
+    over PyPI's file of the same version) and capped at its version: pip reads no torch or CUDA
+    wheel again, and only what `wanted` adds (or needs older) comes from PyPI."""
+
+    def compute() -> dict[str, dict]:
+        with tempfile.TemporaryDirectory() as tmp:
+            stubs = Path(tmp) / "image-stubs"
+            stubs.mkdir()
+            for entry in image.values():
+                _stub_wheel(stubs, fam, entry)
+            # Never newer than the image has (PyPI moves on after the image is resolved);
+            # older where a wanted package needs it.
+            ceiling = Path(tmp) / "image-ceiling.txt"
+            ceiling.write_text("".join(f"{e['name']}<={e['version']}\n" for e in image.values()))
+            options = ["--ignore-installed", "--target={tmp}/target", f"--find-links={stubs}"]
+            options.append(f"--constraint={ceiling}")
+            lines = [*fam.ships, *wanted]
+            return _pip_install_report(fam, lines, options, [sys.executable], pip_env())
+
+    pinned = [f"{name}=={entry['version']}" for name, entry in sorted(image.items())]
+    return _cached("with-image-2", fam, [*pinned, *wanted], compute)
+
+
+_EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> None:
+    """A wheel holding only the entry's metadata (name, version, dependencies)."""
+    name = canonicalize_name(entry["name"]).replace("-", "_")
+    info = f"{name}-{entry['version']}.dist-info"
+    meta = ["Metadata-Version: 2.1", f"Name: {entry['name']}", f"Version: {entry['version']}"]
+    meta += [f"Requires-Dist: {r}" for r in entry.get("requires_dist", [])]
+    # pip honours `pkg[extra]` only for extras the metadata declares.
+    extras = {m for r in entry.get("requires_dist", []) for m in _EXTRA.findall(r)}
+    meta += [f"Provides-Extra: {e}" for e in sorted(extras)]
+    tag = f"{fam.abi}-{fam.abi}-{fam.platform}"
+    wheel = ["Wheel-Version: 1.0", "Generator: trainops-lock", "Root-Is-Purelib: false"]
+    files = {f"{info}/METADATA": meta, f"{info}/WHEEL": [*wheel, f"Tag: {tag}"]}
+    with zipfile.ZipFile(folder / f"{name}-{entry['version']}-{tag}.whl", "w") as zf:
+        for path, lines in files.items():
+            zf.writestr(path, "\n".join(lines) + "\n")
+        zf.writestr(f"{info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"]))
+
+
+def pip_reason(stdout: str, stderr: str) -> str:
+    """pip's own account of a failed resolution, on one line: its `Cannot install ...` error
+    and its conflict lines (`The conflict is caused by: ...`, printed on stdout), else its last
+    error line."""
+    errors = [line.strip() for line in stderr.splitlines() if line.startswith("ERROR:")]
+    out = [line.strip() for line in stdout.splitlines()]
+    conflict: list[str] = []
+    if "The conflict is caused by:" in out:
+        for line in out[out.index("The conflict is caused by:") :]:
+            if not line and len(conflict) > 1:
+                break
+            if line:
+                conflict.append(line)
+    cannot = [e.removeprefix("ERROR: ") for e in errors if e.startswith("ERROR: Cannot install")]
+    if conflict:
+        return " ".join([*cannot, conflict[0], "; ".join(conflict[1:])])
+    return (errors or [line for line in stderr.splitlines() if line.strip()] or ["pip failed"])[-1]
 
 
 def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
@@ -99,6 +195,22 @@ def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
         if pure and name == canonicalize_name(entry["name"]) and str(version) == entry["version"]:
             return {**entry, "url": f["url"], "sha256": f["hashes"]["sha256"]}
     return entry
+
+
+def pypi_wheel(entry: dict[str, str], fam: ImageFamily) -> dict[str, str]:
+    """PyPI's wheel of the entry's version for the image's Python and platform."""
+    supported = fam.supported_tags()
+    for f in _pypi_files(entry["name"]):
+        if not f["filename"].endswith(".whl"):
+            continue
+        name, version, _, tags = parse_wheel_filename(f["filename"])
+        same = name == canonicalize_name(entry["name"]) and str(version) == entry["version"]
+        if same and tags & supported:
+            return {**entry, "url": f["url"], "sha256": f["hashes"]["sha256"]}
+    raise SystemExit(
+        f"lock {fam.name}: {entry['name']}=={entry['version']} has no wheel on PyPI for "
+        f"{fam.target}"
+    )
 
 
 def rehearsal_wheel(entry: dict[str, str], fam: ImageFamily) -> dict[str, str] | None:
@@ -124,6 +236,7 @@ def rehearsal_wheel(entry: dict[str, str], fam: ImageFamily) -> dict[str, str] |
     )
 
 
+@functools.cache
 def _pypi_files(name: str) -> list[dict]:
     request = urllib.request.Request(
         PYPI_SIMPLE.format(name=canonicalize_name(name)),
@@ -152,19 +265,24 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
                 f"lock {fam.name}: {line!r}: only requirement lines (name==version) are "
                 "supported; the bundle's own requirements.txt sets the pip options"
             )
-    image = resolve(fam, list(fam.ships))
-    both = resolve(fam, [*fam.ships, *wanted])
-    clash = sorted(
-        name for line in wanted if (name := canonicalize_name(Requirement(line).name)) in image
-    )
-    if clash:
+    try:
+        image = resolve_image(fam)
+    except ResolutionFailed as exc:
         raise SystemExit(
-            f"lock {fam.name}: {', '.join(clash)} already ship(s) with the image "
-            f"({fam.description}): remove from {' / '.join(inputs)}"
-        )
+            f"lock {fam.name}: the image's own packages do not resolve: {exc}"
+        ) from None
+    try:
+        both = resolve_with_image(fam, image, wanted)
+    except ResolutionFailed as exc:
+        raise SystemExit(
+            f"lock {fam.name}: {' / '.join(inputs)} contradict(s) the image ({fam.description}) "
+            f"or each other, for {fam.target}: {exc}"
+        ) from None
     entries = []
-    for name in sorted(set(both) - set(image)):
+    for name in sorted(brought(fam, image, both, wanted)):
         entry = prefer_pure(both[name])
+        if entry["url"].startswith("file:"):  # pip read it from the image's stub
+            entry = pypi_wheel(entry, fam)
         entries.append(entry)
         extra = rehearsal_wheel(entry, fam)
         if extra is not None:
@@ -176,12 +294,78 @@ def lock_family(fam: ImageFamily, project: Path | None = None) -> str:
         + "; do not edit.",
         "# The image already ships (with their dependencies): "
         + ", ".join(Requirement(s).name for s in fam.ships),
+        wheelhouse.IMAGE_CLOSURE_HEADER
+        + " ".join(f"{e['name']}=={e['version']}" for _, e in sorted(image.items())),
     ]
     body = [
         f"{e['name']}=={e['version']} --hash=sha256:{e['sha256']}  # {e['url'].rsplit('/', 1)[1]}"
         for e in entries
     ]
     return "\n".join(header + body) + "\n"
+
+
+def _target_markers(fam: ImageFamily, extra: str) -> dict[str, str]:
+    env = default_environment()
+    env.update(python_version=fam.python, python_full_version=f"{fam.python}.0", extra=extra)
+    env.update(sys_platform="linux", platform_system="Linux", platform_machine="x86_64")
+    return env
+
+
+def _requirements(fam: ImageFamily, entry: dict, extras: frozenset[str]) -> list[Requirement]:
+    """The entry's dependencies that apply on the image (with the extras asked of it)."""
+    out = []
+    for line in entry.get("requires_dist", []):
+        req = Requirement(line)
+        if req.marker is None or any(
+            req.marker.evaluate(_target_markers(fam, e)) for e in ("", *extras)
+        ):
+            out.append(req)
+    return out
+
+
+def certain(fam: ImageFamily, image: dict[str, dict]) -> set[str]:
+    """The image packages the lock may rely on: those its build files name, and what they pin
+    exactly (torch's CUDA wheels). Anything else in the resolved closure is a guess (PyPI's
+    newest today, not what the image was built with), so a job that needs it brings it."""
+    found = {canonicalize_name(Requirement(line).name) for line in fam.ships}
+    todo = [n for n in found if n in image]
+    while todo:
+        for req in _requirements(fam, image[todo.pop()], frozenset()):
+            name = canonicalize_name(req.name)
+            exact = any(spec.operator == "==" for spec in req.specifier)
+            if exact and name in image and name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def brought(
+    fam: ImageFamily, image: dict[str, dict], both: dict[str, dict], wanted: list[str]
+) -> list[str]:
+    """What the bundle must carry: every package `wanted` needs (transitively, on the image's
+    platform), except the image's certain packages at the version the image has. So torch and
+    the build files' packages never come; an image package the job needs at another version,
+    or one the image only might have, does."""
+    sure = certain(fam, image)
+    provided = {n for n in sure if n in both and both[n]["version"] == image[n]["version"]}
+    needed: set[str] = set()
+    todo = [
+        (canonicalize_name(Requirement(w).name), frozenset(Requirement(w).extras)) for w in wanted
+    ]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen or name not in both:
+            continue
+        seen.add((name, extras))
+        reqs = _requirements(fam, both[name], extras)
+        if name in provided:  # the image's copy; only what the asked extras add is needed
+            base = {str(r) for r in _requirements(fam, both[name], frozenset())}
+            reqs = [r for r in reqs if str(r) not in base]
+        else:
+            needed.add(name)
+        todo += [(canonicalize_name(r.name), frozenset(r.extras)) for r in reqs]
+    return sorted(needed)
 
 
 def main(argv: list[str] | None = None) -> int:

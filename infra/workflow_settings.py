@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from infra import efa
 from infra import execution_input as ei
 from training import contract
 
@@ -76,6 +77,8 @@ class WorkflowSettings:
     model_approval_status: str = "PendingManualApproval"
     backoff_base_s: int = 300
     backoff_max_s: int = 3600
+    #: EFA settings the image's toolkit would miss for instance_type (infra/efa.py).
+    efa_environment: Mapping[str, str] = field(default_factory=dict)
     #: "sync" for AWS; "request-response" only for tests in moto (no .sync there).
     integration: Literal["sync", "request-response"] = "sync"
 
@@ -105,6 +108,7 @@ class WorkflowSettings:
             "model_approval_status",
         )
         values = {name: getattr(config, name) for name in names}
+        values["efa_environment"] = efa.plan(config.image_family, config.instance_type).environment
         return cls(**values, **resources)
 
     def to_json(self) -> dict[str, Any]:

@@ -4,7 +4,9 @@ A local job must not see what the bundle has to bring (Lightning, torchmetrics, 
 venv has them all, so running jobs there would hide a bundle that cannot install. The stand-in
 is a package folder holding links to this venv's copies of the image's packages (torch, numpy,
 the toolkits, pip, ... and what they depend on) plus pinned overrides where the image's version
-matters (the 2.3.0 image's setuptools still has `pkg_resources`, which Lightning 2.2.5 imports).
+matters (the 2.3.0 image's setuptools still has `pkg_resources`, which Lightning 2.2.5 imports)
+and stand-ins for what exists only in AWS's images (SMDDP: localjob/smddp_standin, the `smddp`
+process group over gloo with SMDDP's limits).
 Each simulated host gets a fresh, pip-less venv that sees that folder through a `.pth` file, so
 the toolkit's own `pip install -r requirements.txt` installs the bundle into the host's venv and
 nothing leaks between hosts or jobs. Console scripts (`train`, `torchrun`, `pip`) are re-created
@@ -31,12 +33,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra import wheelhouse
-from infra.image_contents import FAMILIES, family
+from infra.image_contents import ImageFamily, family
 
 #: Present in every SageMaker PyTorch image besides the family's own list.
 _ALWAYS = ("pip", "sagemaker-training", "sagemaker-pytorch-training", "torch")
 #: Versions that differ in a way jobs notice, installed instead of this venv's copy.
 OVERRIDES = {"smddp": ("setuptools==80.9.0",), "current": ()}
+#: Packages of the image that exist only inside AWS's images, as local stand-ins (linked in).
+STAND_INS = {"smddp": (Path(__file__).resolve().parent / "smddp_standin" / "smdistributed",)}
 
 
 @dataclass(frozen=True)
@@ -76,47 +80,64 @@ def image_standin(family_name: str) -> ImageStandIn:
     """The stand-in for `family_name`: built on first use on this machine (atomically, so
     concurrent jobs agree), looked up once per process."""
     fam = family(family_name)
-    brought = _brought_by_bundles()
-    names = sorted(_closure([*(Requirement(r).name for r in fam.ships), *_ALWAYS]) - brought)
+    # The image's packages and everything the lock took the image to have, as far as this venv
+    # has them; less what only the bundle brings (an image package the bundle brings at another
+    # version stays: the image has one, the bundle's install replaces it in the host).
+    closure = {canonicalize_name(n) for n in wheelhouse.image_closure(fam)}
+    brought = _brought_by_bundle(fam) - closure
+    roots = [*(Requirement(r).name for r in fam.ships), *_ALWAYS, *closure]
+    names = sorted(_closure(roots) - brought)
     overrides = OVERRIDES[fam.name]
+    stand_ins = STAND_INS.get(fam.name, ())
     # Versions are in the key: an upgraded venv package gets a new folder, never a dangling link.
     pins = [f"{name}=={md.version(name)}" for name in names]
-    key = hashlib.sha256("\n".join([sys.prefix, *pins, *overrides]).encode()).hexdigest()[:16]
+    parts = [sys.prefix, *pins, *overrides, *map(str, stand_ins)]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     site = wheelhouse.cache_dir().parent / "standins" / f"{fam.name}-{key}"
     if not site.is_dir():
-        _build_site(site, names, overrides)
+        _build_site(site, names, overrides, stand_ins)
     return ImageStandIn(fam.name, site, tuple(sorted(_console_scripts(site).items())))
 
 
-def _brought_by_bundles() -> set[str]:
-    """Every package some family's bundle carries: never part of any stand-in image."""
-    return {canonicalize_name(w.name) for f in FAMILIES.values() for w in wheelhouse.read_lock(f)}
+def _brought_by_bundle(fam: ImageFamily) -> set[str]:
+    """Every package the family's bundle carries: those the image lacks (Lightning,
+    torchmetrics, ...) are never part of its stand-in, so a bundle that lacks one fails here as
+    on AWS."""
+    return {canonicalize_name(w.name) for w in wheelhouse.read_lock(fam)}
 
 
 def _closure(roots: list[str]) -> set[str]:
-    """Canonical names of the installed distributions `roots` need (extras not followed)."""
-    seen: set[str] = set()
-    todo = [canonicalize_name(r) for r in roots]
+    """Canonical names of the installed distributions `roots` need, extras followed
+    (`fsspec[http]` brings aiohttp)."""
+    seen: set[tuple[str, str]] = set()
+    found: set[str] = set()
+    todo = [(canonicalize_name(r), "") for r in roots]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
+        seen.add((name, extra))
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
             continue  # not in this venv: the image has it, jobs here do without it
-        seen.add(name)
+        found.add(name)
         for line in dist.requires or []:
             req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(canonicalize_name(req.name))
-    return seen
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo.append((canonicalize_name(req.name), ""))
+                todo += [(canonicalize_name(req.name), e) for e in req.extras]
+    return found
 
 
-def _build_site(site: Path, names: list[str], overrides: tuple[str, ...]) -> None:
+def _build_site(
+    site: Path, names: list[str], overrides: tuple[str, ...], stand_ins: tuple[Path, ...]
+) -> None:
     tmp = site.with_name(f".{site.name}.{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    for package in stand_ins:
+        (tmp / package.name).symlink_to(package)
     replaced = {canonicalize_name(Requirement(o).name) for o in overrides}
     for name in names:
         if name in replaced:

@@ -37,6 +37,7 @@ from infra.wheelhouse import clean_pip_env
 from localjob.checkpoint_sync import CheckpointStore, CheckpointSync
 from localjob.failure_reason import has_details, summarize_failure
 from localjob.image_standin import image_standin
+from localjob.launcher import rehearsed
 from localjob.netns import PrivateNetwork
 from training import contract
 
@@ -127,6 +128,8 @@ class LocalTrainingJob:
         self.spec = spec
         self.root = root
         self.echo = echo
+        #: What the hosts get: the request's, with SMDDP's launcher swapped (localjob/launcher).
+        self.hyperparameters, self._launcher_note = rehearsed(spec.hyperparameters)
         self.hosts = [
             HostRun(name, root / "hosts" / f"algo-{i}")
             for i, name in enumerate(host_names(spec.instance_count), start=1)
@@ -150,7 +153,7 @@ class LocalTrainingJob:
                 (host.base_dir / sub).mkdir(parents=True, exist_ok=True)
             _write_json(
                 config / "hyperparameters.json",
-                {k: _host_path(v, host.base_dir) for k, v in self.spec.hyperparameters.items()},
+                {k: _host_path(v, host.base_dir) for k, v in self.hyperparameters.items()},
             )
             _write_json(config / "resourceconfig.json", self._resource_config(host.name, names))
             _write_json(
@@ -214,8 +217,10 @@ class LocalTrainingJob:
         """Take the network (namespace or port lock), lay out the hosts, start their processes."""
         if self.spec.network_isolation:
             self._network = PrivateNetwork()
-        elif self.spec.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
+        elif self.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
             self._lock = _PortLock()
+        if self._launcher_note and self.echo is not None:
+            self.echo(f"[local-job] {self.spec.job_name}: {self._launcher_note}")
         self.prepare()
         standin = image_standin(self.spec.image_family)
         self.started_at = time.time()

@@ -147,7 +147,7 @@ def run(argv: Sequence[str]) -> int:
     import torch
 
     from training import cluster as cluster_mod
-    from training import sharding, sm_env
+    from training import sharding, sm_env, smddp_rules
     from training import task as task_mod
     from training.callbacks import callbacks_for, has_validation_loop, scalars, write_progress
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
@@ -262,6 +262,7 @@ def run(argv: Sequence[str]) -> int:
         default_root_dir=str(sm.output_data_dir),
         enable_progress_bar=False,
     )
+    smddp_rules.protect(trainer.strategy, cluster.backend)
     if debug_dir is not None:
         write_progress(debug_dir, cluster.global_rank, step=-1, phase="init")
     _STATE.update(
@@ -364,7 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as err:
         traceback.print_exc()
-        line = explain_distributed_failure(err) or f"{type(err).__name__}: {_one_line(err)}"
+        from training.smddp_rules import explain as explain_smddp
+
+        line = (
+            explain_smddp(err)
+            or explain_distributed_failure(err)
+            or f"{type(err).__name__}: {_one_line(err)}"
+        )
         print(f"error: {line}", file=sys.stderr, flush=True)
         return 1
     finally:

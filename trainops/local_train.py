@@ -1,9 +1,11 @@
 """`trainops local-train`: the training job exactly as SageMaker runs it, on this machine.
 
 Packs the runner (and a user project: `--source-dir DIR --config FILE`) into the same
-sourcedir.tar.gz the stack ships, checks the task here first (a typo'd override fails before
-any process starts), then runs the real toolkit on N simulated hosts x M processes (torchrun
-launcher, gloo on CPU), or one plain process.
+sourcedir.tar.gz the stack ships, for the image family the deployment runs (cdk.json, `-c`
+overrides, `--instance-type`: trainops/rehearsal.py), checks the task here first (a typo'd
+override fails before any process starts), then runs the real toolkit on N simulated hosts x M
+processes (torchrun launcher; the smddp process group through its stand-in where the deployment
+runs SMDDP, gloo otherwise), or one plain process.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from training import contract
 from trainops.local_runs import DEFAULT_KEEP, prune
+from trainops.rehearsal import (
+    Rehearsal,
+    RehearsalError,
+    from_deployment,
+    refuse_unrehearsable,
+)
 from trainops.task_check import TaskCheckError, check_task
 
 DEFAULT_ROOT = Path(".runs/local")
+#: What a caller that names no deployment rehearses: the current family, torchrun, on CPU.
+CPU_REHEARSAL = Rehearsal("current", "torchrun", "ml.m5.xlarge", "the CPU default")
 
 
 @dataclass(frozen=True)
@@ -58,14 +68,17 @@ def run_local_training(
     timeout_s: float | None = None,
     network_isolation: bool = True,
     keep: int | None = None,
+    rehearsal: Rehearsal = CPU_REHEARSAL,
     echo=print,
 ) -> LocalResult:
-    """Build the bundle, lay out the hosts, run them to completion and collect the outcome."""
+    """Build the bundle for the rehearsed image family, lay out the hosts, run them to
+    completion and collect the outcome."""
     job_name = job_name or time.strftime("local-%Y%m%d-%H%M%S")
     project = Path(source_dir).resolve() if source_dir else None
+    refuse_unrehearsable(project, rehearsal.image_family)
     task_hps = {"config": config, **(hyperparameters or {})}
     for note in check_task(
-        project, task_hps, world_size=hosts * processes_per_host, image_family="current"
+        project, task_hps, world_size=hosts * processes_per_host, image_family=rehearsal.image_family
     ):
         echo(f"note: {note}")
     if keep is not None:
@@ -78,13 +91,16 @@ def run_local_training(
     job_root = root / job_name
     job_root.mkdir(parents=True, exist_ok=True)
     bundle = job_root / "sourcedir.tar.gz"
-    build_sourcedir(bundle, image_family="current", project=project, config=config)
+    build_sourcedir(bundle, image_family=rehearsal.image_family, project=project, config=config)
     distributed = hosts * processes_per_host > 1
+    backend = (
+        "none" if not distributed else ("smddp" if rehearsal.backend == "smddp" else "torchrun")
+    )
     params = script_mode_hyperparameters(
         submit_directory=str(bundle.resolve()),
         job_name=job_name,
-        instance_type="ml.m5.xlarge",
-        backend="torchrun" if distributed else "none",
+        instance_type=rehearsal.instance_type,
+        backend=backend,
         processes_per_host=processes_per_host,
     )
     params.update(task_hps)
@@ -92,7 +108,9 @@ def run_local_training(
     spec = LocalJobSpec(
         job_name=job_name,
         hyperparameters=params,
+        instance_type=rehearsal.instance_type,
         instance_count=hosts,
+        image_family=rehearsal.image_family,
         channels=channels,
         checkpoint_store=DirCheckpointStore(checkpoint_store or job_root / "checkpoint-store"),
         network_isolation=network_isolation,  # as the stack runs jobs: peers only
@@ -126,7 +144,7 @@ def _handle(args: argparse.Namespace) -> int:
     echo = print if args.verbose else _metrics_only
     try:
         result = _run(args, echo)
-    except (TaskCheckError, BundleError) as exc:
+    except (TaskCheckError, BundleError, RehearsalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = {
@@ -144,7 +162,10 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, echo) -> LocalResult:
+    rehearsal = from_deployment(args.context, args.instance_type)
+    print(rehearsal.describe(), file=sys.stderr, flush=True)
     return run_local_training(
+        rehearsal=rehearsal,
         source_dir=args.source_dir,
         config=args.config,
         hosts=args.hosts,
@@ -188,6 +209,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hosts", type=int, default=2, help="simulated instances (1-9)")
     p.add_argument("--processes-per-host", type=int, default=1, help="processes per instance")
+    p.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="CDK context over cdk.json's, as for `cdk deploy` (e.g. -c training.backend=torchrun)",
+    )
+    p.add_argument("--instance-type", help="as `trainops start --instance-type`")
     p.add_argument("--data", type=Path, help="train channel folder (default: built-in dataset)")
     p.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="override")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where job folders go")

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from infra import wheelhouse
 from infra.image_contents import FAMILIES
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 #: What the bundle's requirements.txt said before the wheelhouse (the regression case).
 LEGACY_REQUIREMENTS = "pytorch-lightning==2.2.5\ntorchmetrics==1.4.0\n"
 #: Must come from the image (the stand-in's folder), never from what the install added.
+#: Come from the image stand-in, unless the lock brings another version (fsspec and packaging
+#: on the SMDDP image: Lightning 2.2.5 caps them below the newest).
 IMAGE_PACKAGES = ("torch", "numpy", "fsspec", "packaging", "sagemaker_training")
 
 
@@ -110,7 +113,11 @@ def test_bundle_installs_offline_and_imports(family, synthesized_bundles, networ
     ).stdout
     locked = {w.name.lower(): w.version for w in wheelhouse.read_lock(FAMILIES[family])}
     got = dict(line.lower().split("==") for line in installed.split())
-    assert got == locked  # exactly the wheelhouse, nothing from the image reinstalled
+    # The wheelhouse, less what the image already has at that very version (pip keeps it);
+    # nothing from the image reinstalled.
+    assert got.items() <= locked.items()
+    image = {canonicalize_name(n) for n in wheelhouse.image_closure(FAMILIES[family])}
+    assert {canonicalize_name(n) for n in set(locked) - set(got)} <= image
     assert "Uninstalling" not in done.stdout
 
     modules = _bundle_modules(code)
@@ -119,7 +126,7 @@ def test_bundle_installs_offline_and_imports(family, synthesized_bundles, networ
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        f"for name in {IMAGE_PACKAGES!r}:\n"
+        f"for name in {tuple(p for p in IMAGE_PACKAGES if p not in got)!r}:\n"
         "    assert 'standins' in importlib.import_module(name).__file__, name\n"
         "import pytorch_lightning, torchmetrics\n"
         "print(pytorch_lightning.__version__, torchmetrics.__version__)\n"

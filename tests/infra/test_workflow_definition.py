@@ -135,6 +135,7 @@ def _hashable(settings: wd.WorkflowSettings) -> wd.WorkflowSettings:
         hyperparameters=_FrozenDict(settings.hyperparameters),
         tags=_FrozenDict(settings.tags),
         channels=_FrozenDict(settings.channels),
+        efa_environment=_FrozenDict(settings.efa_environment),
     )
 
 

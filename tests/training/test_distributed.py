@@ -1,5 +1,6 @@
 """Two CPU processes: torchrun (one host x 2, two hosts x 1) and the smddp path under an
-mpirun-style environment, with a test double of SMDDP registered only inside these tests."""
+mpirun-style environment, with the rehearsal's SMDDP stand-in (localjob/smddp_standin: gloo with
+SMDDP's limits) on the path only inside these tests."""
 
 from __future__ import annotations
 
@@ -10,35 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from localjob.image_standin import STAND_INS
 from tests.training.conftest import REPO, communicate_all, free_port, run_python, subprocess_env
 from training import contract
-
-FAKE_SMDDP = '''"""Test double of SMDDP: process-group backend "smddp", backed by gloo,
-with SMDDP's restrictions (no ReduceOp.AVG, no new_group) enforced."""
-import torch.distributed as dist
-
-
-def _create(store, rank, size, timeout):
-    return dist.ProcessGroupGloo(store, rank, size, timeout)
-
-
-if "smddp" not in dist.Backend.backend_list:
-    dist.Backend.register_backend("smddp", _create, devices=["cpu"])
-    _all_reduce = dist.all_reduce
-
-    def all_reduce(tensor, op=dist.ReduceOp.SUM, group=None, async_op=False):
-        if op == dist.ReduceOp.AVG:
-            raise RuntimeError("smddp test double: ReduceOp.AVG is not supported")
-        return _all_reduce(tensor, op=op, group=group, async_op=async_op)
-
-    def new_group(*args, **kwargs):
-        (__import__("pathlib").Path(__file__).parent / "new_group-called").touch()
-        raise RuntimeError("smddp test double: new_group is not supported")
-
-    dist.all_reduce = all_reduce
-    dist.new_group = new_group
-    (__import__("pathlib").Path(__file__).parent / "imported").touch()
-'''
 
 
 def _ranks(debug: Path) -> list[dict]:
@@ -146,19 +121,14 @@ def test_torchrun_two_hosts_one_process_each(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
-    fake = tmp_path / "fake"
-    pkg = fake / "smdistributed" / "dataparallel" / "torch"
-    pkg.mkdir(parents=True)
-    for folder in (fake / "smdistributed", fake / "smdistributed" / "dataparallel", pkg):
-        (folder / "__init__.py").write_text("")
-    (pkg / "torch_smddp.py").write_text(FAKE_SMDDP)
+    standin = STAND_INS["smddp"][0].parent
     debug = tmp_path / "debug"
     port = free_port()
     procs = []
     for rank in (0, 1):
         env = subprocess_env(
             {
-                "PYTHONPATH": f"{fake}:{REPO}",
+                "PYTHONPATH": f"{standin}:{REPO}",
                 "TRAINING_LOCAL_ROOT": str(tmp_path / "root"),
                 "TRAINING_DEBUG_DIR": str(debug),
                 "SM_HOSTS": '["localhost"]',  # MASTER_ADDR is derived from the first host
@@ -184,7 +154,6 @@ def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
         )
     outputs = communicate_all(procs)
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-    assert (pkg / "imported").exists()
     assert "distributed_backend=smddp" in outputs[0]
     ranks = _ranks(debug)
     assert [r["global_rank"] for r in ranks] == [0, 1]
@@ -192,17 +161,17 @@ def test_smddp_under_mpirun_env(tmp_path: Path) -> None:
     assert len({r["param_sha256"] for r in ranks}) == 1
     # prepare_data ran once on the node (training/node_prepare.py: local rank 0, before fit),
     # and fit/validate did not run it again: the hook was disarmed, so Lightning entered no
-    # prepare_data barrier and opened no extra (gloo) process group, which smddp cannot.
+    # prepare_data barrier and opened no extra (gloo) process group, which smddp cannot (the
+    # stand-in refuses new_group: the job would have failed).
     calls = (debug / "prepare_data.log").read_text().split()
     assert len(calls) == 1
     assert (tmp_path / "root" / "cache" / ".prepared-local.done").exists()
-    assert not (pkg / "new_group-called").exists()
     info = _assert_one_model(tmp_path / "root", "".join(outputs))
     assert info["cluster"]["backend"] == "smddp"
     assert info["metrics"]["val_acc"] > 0.8
 
 
-def test_smddp_double_is_not_registered_outside_tests() -> None:
+def test_smddp_stand_in_is_not_registered_outside_the_rehearsal() -> None:
     proc = run_python(
         ["-c", "import torch.distributed as d; print('smddp' in d.Backend.backend_list)"],
         subprocess_env(),

@@ -249,6 +249,7 @@ def test_cheap_checks_read_the_stack_and_name_a_missing_permission() -> None:
         ("vpc-endpoints", True),
         ("backend", True),
         ("image", True),
+        ("efa", True),
     ]
     assert "UnauthorizedOperation" in findings[0].detail
     assert findings[0].fix == "allow ec2:DescribeSecurityGroups for this identity"

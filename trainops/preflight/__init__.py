@@ -7,6 +7,7 @@ is one line: check, ok/FAIL and, for a failure, the fix. What is where:
 - quotas: the per-type and total training quotas, by name (ListServiceQuotas);
 - network: security group to itself, free subnet IPs (EFA types take several), VPC endpoints;
 - compatibility: backend (SMDDP instance types) and image (CPU vs GPU) for the instance type;
+- efa_settings: the EFA settings the job carries where the image's toolkit misses the type;
 - checks: all of these against the deployed stack; `cheap_checks` (no quota calls) is also
   `trainops start`'s gate (`start_refused`);
 - cli: the `preflight` command.
@@ -15,6 +16,7 @@ is one line: check, ok/FAIL and, for a failure, the fix. What is where:
 from trainops.preflight.checks import all_checks, cheap_checks, start_refused
 from trainops.preflight.cli import cmd_preflight, register
 from trainops.preflight.compatibility import backend_finding, image_finding
+from trainops.preflight.efa_settings import efa_finding
 from trainops.preflight.findings import REDEPLOY, Finding, Target
 from trainops.preflight.network import (
     DEFAULT_IPS_PER_INSTANCE,
@@ -49,6 +51,7 @@ __all__ = [
     "backend_finding",
     "cheap_checks",
     "cmd_preflight",
+    "efa_finding",
     "endpoints_finding",
     "expected_endpoints",
     "image_finding",

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infra import outputs as names
 from trainops.aws import Aws, StackOutputs
 from trainops.preflight.compatibility import backend_finding, image_finding
+from trainops.preflight.efa_settings import efa_finding
 from trainops.preflight.findings import REDEPLOY, Finding, Target, _error, _plural
 from trainops.preflight.network import (
     endpoints_finding,
@@ -96,6 +97,7 @@ def cheap_checks(
         *_network_checks(aws, outputs, target),
         backend_finding(defaults.backend, target),
         image_finding(_job_settings(outputs).get("image_uri"), target.instance_type),
+        efa_finding(_job_settings(outputs), target),
     ]
 
 
