@@ -78,7 +78,10 @@ def run_local_training(
     refuse_unrehearsable(project, rehearsal.image_family)
     task_hps = {"config": config, **(hyperparameters or {})}
     for note in check_task(
-        project, task_hps, world_size=hosts * processes_per_host, image_family=rehearsal.image_family
+        project,
+        task_hps,
+        world_size=hosts * processes_per_host,
+        image_family=rehearsal.image_family,
     ):
         echo(f"note: {note}")
     if keep is not None:
