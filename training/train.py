@@ -151,6 +151,7 @@ def run(argv: Sequence[str]) -> int:
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.lightning_flavour import submodule
+    from training.loggers import loggers_for
     from training.node_prepare import prepare_on_node
 
     sm = sm_env.read(argv)
@@ -220,10 +221,7 @@ def run(argv: Sequence[str]) -> int:
     has_model_checkpoint = any(
         isinstance(c, submodule(pl, "callbacks").ModelCheckpoint) for c in user_callbacks
     )
-    if user_kwargs.get("logger") in (None, True):
-        user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
-            save_dir=str(sm.output_data_dir), name="lightning_logs"
-        )
+    user_kwargs["logger"] = loggers_for(pl, user_kwargs.get("logger"), sm.output_data_dir)
     trainer = pl.Trainer(
         **{**user_kwargs, **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl)},
         precision=precision,
