@@ -20,6 +20,7 @@ _OFFLINE_ENV = {
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 for _key, _value in _OFFLINE_ENV.items():
     os.environ[_key] = _value

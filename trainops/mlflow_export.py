@@ -204,6 +204,9 @@ def export(record: RunRecord, tracking_uri: str, experiment: str) -> tuple[str, 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     uri = check_tracking_uri(args.tracking_uri)
+    # MLflow's client reports usage to its makers unless told not to; this command talks to
+    # the tracking server alone.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
     job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
     with tempfile.TemporaryDirectory(prefix="trainops-mlflow-") as tmp:
