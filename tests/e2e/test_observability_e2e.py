@@ -127,9 +127,11 @@ def test_tensorboard_reader_loads_the_runs_series_from_the_s3_prefix(
     scalars = set(reader.Tags()["scalars"])
     logged = set(observed.history.series) - {"epoch", "samples_per_sec"}
     assert logged <= scalars, (logged, scalars)
-    val_acc = reader.Scalars("val_acc")
-    assert len(val_acc) >= EPOCHS
-    assert val_acc[-1].value == pytest.approx(observed.history.series["val_acc"][-1].value, 1e-4)
+    # The values TensorBoard shows are those of the metric lines (6 significant digits there).
+    tensorboard = {(e.step, round(e.value, 4)) for e in reader.Scalars("val_acc")}
+    lines = {round(p.value, 4) for p in observed.history.series["val_acc"]}
+    assert {value for _, value in tensorboard} <= lines
+    assert len({step for step, _ in tensorboard}) >= EPOCHS
 
 
 def test_cloudwatch_has_one_point_per_metric_line(observed: ObservedRun) -> None:
