@@ -82,8 +82,14 @@ class MetricHistory:
         self.lines += 1
         step = int(values.get("step", self.lines))
         for name, value in values.items():
-            if name not in AXES:
-                self.series.setdefault(name, []).append(Point(step, value, timestamp))
+            if name in AXES:
+                continue
+            points = self.series.setdefault(name, [])
+            # Lines shipped together share a timestamp, and the final validation repeats the last
+            # epoch's step and value: strictly increasing times keep every point distinct (an
+            # MLflow store drops exact duplicates).
+            at = max(timestamp, points[-1].timestamp + 1) if points else timestamp
+            points.append(Point(step, value, at))
 
     def select(self, names: list[str] | None) -> dict[str, list[Point]]:
         """The series named (all when `names` is empty); a name never logged is bad input."""

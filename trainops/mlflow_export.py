@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import tarfile
@@ -141,6 +142,17 @@ def _no_retries() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _use(tracking_uri: str) -> None:
+    """Point MLflow at the server: sagemaker-mlflow signs requests and routes them by the
+    *global* tracking URI (mlflow.get_tracking_uri()), not the client's. For any other URI its
+    header provider fails to parse an ARN and MLflow logs a warning per request: silenced."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if not tracking_uri.startswith("arn:"):
+        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}"
@@ -156,6 +168,7 @@ def export(record: RunRecord, tracking_uri: str, experiment: str) -> tuple[str, 
         MAX_PARAMS_TAGS_PER_BATCH,
     )
 
+    _use(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         with _no_retries():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -98,18 +99,13 @@ def observed(deployed: E2eStack, tmp_path_factory: pytest.TempPathFactory) -> It
         assert server.poll() is None, (work / "mlflow.log").read_text(errors="replace")[-2000:]
         yield ObservedRun(deployed, arn.rsplit(":", 1)[-1], job, history, uri)
     finally:
-        server.terminate()
-        try:
-            server.wait(timing.bound(10))
-        except subprocess.TimeoutExpired:
-            server.kill()
+        os.killpg(server.pid, signal.SIGKILL)  # uvicorn and its workers: a throwaway store
+        server.wait()
 
 
 def test_tensorboard_reader_loads_the_runs_series_from_the_s3_prefix(
     observed: ObservedRun, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     code, out, err = run_cli(observed.stack, capsys, "tensorboard", observed.name, "--json")
     assert code == 0, err
     shown = json.loads(out)
@@ -120,8 +116,13 @@ def test_tensorboard_reader_loads_the_runs_series_from_the_s3_prefix(
     assert f"S3_ENDPOINT={endpoint}" in shown["command"]
     assert shown["command"].endswith(f"tensorboard --logdir {shown['logdir']}")
 
-    # TensorBoard's own reader, on the S3 prefix itself (its boto3 file system, S3_ENDPOINT).
+    # TensorBoard's own reader, on the S3 prefix itself: its boto3 file system reads
+    # S3_ENDPOINT when it is made (at import), so it is made again here, pointed at the emulator.
     monkeypatch.setenv("S3_ENDPOINT", endpoint)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.compat.tensorflow_stub.io import gfile
+
+    gfile.register_filesystem("s3", gfile.S3FileSystem())
     reader = EventAccumulator(shown["logdir"])
     reader.Reload()
     scalars = set(reader.Tags()["scalars"])
@@ -193,12 +194,14 @@ def test_watch_draws_the_curves_in_the_terminal(
         observed.stack, capsys, "watch", observed.name, "--curves", "--interval", "0.1"
     )
     assert code == 0, err
-    assert f"curves of {observed.job}:" in out
-    for name, points in observed.history.series.items():
-        if name == "epoch":
-            continue
-        (line,) = [x for x in out.splitlines() if x.strip().startswith(f"{name} ")]
-        assert f"at step {points[-1].step}" in line
+    block = out.split(f"curves of {observed.job}:\n", 1)[1].splitlines()
+    curves = [line for line in block if line.startswith("  ")]
+    drawn = {line.split()[0]: line for line in curves}
+    assert set(drawn) == set(observed.history.series) - {"epoch"}
+    for name, line in drawn.items():
+        points = observed.history.series[name]
+        assert line.split()[1][-1] in "▁▂▃▄▅▆▇█"  # the sparkline
+        assert line.endswith(f"{points[-1].value:.4g} at step {points[-1].step}")
 
 
 def test_mlflow_gets_params_every_metric_history_and_the_model(
