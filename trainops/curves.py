@@ -11,6 +11,7 @@ import argparse
 import re
 from pathlib import Path
 
+from training import contract
 from trainops.aws import Aws, stack_outputs
 from trainops.cli_args import add_common, guarded
 from trainops.metric_history import MetricNotLogged, Point, job_of, read_history
@@ -30,9 +31,10 @@ def panel_of(metric: str) -> str:
 
 
 def panels(series: dict[str, list[Point]]) -> dict[str, dict[str, list[Point]]]:
-    """Metrics grouped by panel, panels in first-seen (sorted metric) order."""
+    """Metrics grouped by panel, in order of their first metric (sorted by name)."""
     grouped: dict[str, dict[str, list[Point]]] = {}
-    for name in sorted(series):
+    # The task's metrics first, the runner's throughput last.
+    for name in sorted(series, key=lambda n: (n in contract.RUNNER_METRICS, n)):
         grouped.setdefault(panel_of(name), {})[name] = series[name]
     return grouped
 

@@ -56,7 +56,9 @@ def with_curves(
         history = histories.setdefault(run.job_name, MetricHistory(aws, run.job_name))
         if history.update():
             shown = {k: v for k, v in history.series.items() if k != "epoch"}
-            out.write("\n".join([f"curves of {run.job_name}:", *render(shown)]) + "\n")
+            # On a terminal the status line is redrawn in place: start the block below it.
+            lead = "\n" if out.isatty() and not run.done else ""
+            out.write(lead + "\n".join([f"curves of {run.job_name}:", *render(shown)]) + "\n")
             out.flush()
 
     return update
