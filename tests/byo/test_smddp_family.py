@@ -50,6 +50,9 @@ def test_pytorch_lightning_2_2_project_trains_on_two_hosts(regress, tmp_path):
     )
     assert "pytorch_lightning==2.2.5" in (job.model_files()[0].parent / "config.yaml").read_text()
     assert "val_rmse" in job.metrics()
+    # The image has no TensorBoard: the family's wheelhouse brings the writer (tensorboardX).
+    events = job.hosts[0].base_dir / "output" / "tensorboard"
+    assert list(events.glob("events.out.tfevents.*")), job.log_lines()[-20:]
 
 
 def test_wrongly_typed_override_is_the_same_line_on_jsonargparse_4_27(regress, tmp_path):
