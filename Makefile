@@ -19,6 +19,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: setup demo local-train test test-fast test-loaded lint synth bench lock clean
 

@@ -114,6 +114,10 @@ _COMMON = (
     "scikit-learn",
     "pandas",
     "boto3",
+    # Required by the toolkit and the SageMaker SDK that every image installs, at versions that
+    # differ per image (sagemaker-training 4.8 pins <=3.20.3, 5.x wants >=5.28.1): a job uses
+    # the image's and never brings its own (TensorBoard's writer needs >=3.20).
+    "protobuf",
 )
 # Also in every image, but not resolvable for another platform (sdist only: they build a C
 # extension): sagemaker-training, sagemaker-pytorch-training. Nothing a job needs comes only

@@ -263,6 +263,13 @@ def training_request(s: WorkflowSettings, values: Values = from_state) -> dict[s
             *({"Key": str(k), "Value": str(v)} for k, v in sorted(s.tags.items())),
         ],
     }
+    # SageMaker uploads the runner's TensorBoard event files while the job runs, to
+    # <S3OutputPath>/<job name>/tensorboard-output/: beside the job's model, under the prefix the
+    # role may already write.
+    request["TensorBoardOutputConfig"] = {
+        "S3OutputPath": request["OutputDataConfig"]["S3OutputPath"],
+        "LocalPath": contract.TENSORBOARD_DIR,
+    }
     if s.checkpointing:
         request["CheckpointConfig"] = {
             **values("S3Uri", "$.checkpoint_s3_uri", "checkpoint_s3_uri"),

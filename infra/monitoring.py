@@ -25,8 +25,8 @@ from training import contract
 
 #: Where SageMaker publishes a training job's MetricDefinitions (dimension TrainingJobName) and
 #: its instance metrics (dimension Host = <job name>/algo-<n>).
-NAMESPACE = "/aws/sagemaker/TrainingJobs"
-JOB_DIMENSION = "TrainingJobName"
+NAMESPACE = contract.METRICS_NAMESPACE
+JOB_DIMENSION = contract.METRICS_JOB_DIMENSION
 HOST_DIMENSION = "Host"
 #: Instance metrics per host, in percent (GPU ones: 0-100 x GPUs on the host).
 HOST_METRICS = (

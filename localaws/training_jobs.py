@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.image_contents import family_for_image
+from localaws.metric_publisher import MetricPublisher
+from localaws.tensorboard_upload import TensorBoardUploader
 from localjob.job import (
     FAILED_PEER_GRACE_S,
     SAGEMAKER_STOP_GRACE_S,
@@ -100,6 +102,13 @@ class LocalJobRun(threading.Thread):
         self.s3, self.logs = clients("s3"), clients("logs")
         self._log_offsets: dict[str, int] = {}
         self._metrics: dict[str, float] = {}
+        self._publisher = MetricPublisher(clients("cloudwatch"), request["TrainingJobName"])
+        tensorboard = request.get("TensorBoardOutputConfig")
+        self._tensorboard = (
+            TensorBoardUploader(self.s3, tensorboard, request["TrainingJobName"])
+            if tensorboard
+            else None
+        )
         self.work_dir = work_dir / request["TrainingJobName"]
         self.environment = environment
         self.injected_failure = injected_failure
@@ -299,11 +308,11 @@ class LocalJobRun(threading.Thread):
             if limit and time.monotonic() - started > limit:
                 return "timeout"
             if time.monotonic() >= next_logs:
-                self._collect_metrics()
+                self._ship_outputs()
                 next_logs = time.monotonic() + _LOGS_EVERY_S
             time.sleep(_POLL_S)
         self.job.wait()
-        self._collect_metrics()
+        self._ship_outputs()
         return "stopped" if self._stop_requested.is_set() else "done"
 
     def _download_channels(self) -> dict[str, Path]:
@@ -366,18 +375,28 @@ class LocalJobRun(threading.Thread):
             new_lines += lines
         return new_lines
 
+    def _ship_outputs(self) -> None:
+        """What SageMaker ships while a job runs: logs, metrics, TensorBoard event files."""
+        self._collect_metrics()
+        if self._tensorboard is not None and self.job is not None:
+            self._tensorboard.sync(host.base_dir for host in self.job.hosts)
+
     def _collect_metrics(self) -> None:
-        """Apply the job's MetricDefinitions regexes to new log lines, as SageMaker does."""
+        """Apply the job's MetricDefinitions regexes to new log lines and publish one CloudWatch
+        point per match, as SageMaker does."""
         definitions = self.request["AlgorithmSpecification"].get("MetricDefinitions", [])
         patterns = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
         changed = False
+        stamp = _now()
         for line in self._push_logs():
             for name, pattern in patterns:
                 match = pattern.search(line)
                 if match:
                     with contextlib.suppress(IndexError, ValueError):
                         self._metrics[name] = float(match.group(1))
+                        self._publisher.add(name, self._metrics[name], stamp)
                         changed = True
+        self._publisher.flush()
         if changed:
             now = _now()
             with self._lock:

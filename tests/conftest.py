@@ -23,6 +23,7 @@ _OFFLINE_ENV = {
     # The emulator's StopTrainingJob grace (SageMaker's is 120 s; nothing reaches the job's
     # processes in it either way): short, so a stopped job's test does not wait 2 minutes.
     "TRAINOPS_STOP_GRACE_S": "3",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 for _key, _value in _OFFLINE_ENV.items():
     os.environ[_key] = _value

@@ -37,6 +37,16 @@ PREVIOUS_CHECKPOINT_FILE = "previous.ckpt"
 MODEL_FILE = "model.pt"
 MODEL_CONFIG_FILE = "config.yaml"
 MODEL_INFO_FILE = "model.json"
+#: TensorBoardOutputConfig.LocalPath: SageMaker uploads what the job writes here while it runs,
+#: to <S3OutputPath>/<job name>/TENSORBOARD_S3_FOLDER/. The runner logs there from rank 0.
+TENSORBOARD_DIR = "/opt/ml/output/tensorboard"
+TENSORBOARD_S3_FOLDER = "tensorboard-output"
+
+
+def tensorboard_s3_uri(s3_output_path: str, job_name: str) -> str:
+    """Where SageMaker puts a job's TensorBoard files: `<S3OutputPath>/<job>/<folder>/`."""
+    return f"{s3_output_path.rstrip('/')}/{job_name}/{TENSORBOARD_S3_FOLDER}/"
+
 
 # --- Distribution (SageMaker framework parameters, i.e. launcher flags) --------------------------
 #: Distribution backend -> the toolkit hyperparameter that selects its launcher.
@@ -352,6 +362,10 @@ def explain_network_failure(text: str) -> str | None:
 METRIC_LINE_PREFIX = "[metrics]"
 #: What the runner adds to every metric line after training epochs.
 RUNNER_METRICS = ("epoch", "samples_per_sec")
+#: Where SageMaker publishes what the MetricDefinitions match (CloudWatch metrics, one point per
+#: matched log line, dimension TrainingJobName); instance metrics use dimension Host.
+METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+METRICS_JOB_DIMENSION = "TrainingJobName"
 #: CreateTrainingJob takes at most this many MetricDefinitions.
 MAX_METRIC_DEFINITIONS = 40
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"

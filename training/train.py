@@ -153,7 +153,7 @@ def run(argv: Sequence[str]) -> int:
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.guards import guard_callbacks
-    from training.lightning_flavour import submodule
+    from training.loggers import loggers_for
     from training.node_prepare import prepare_on_node
 
     sm = sm_env.read(argv)
@@ -237,10 +237,7 @@ def run(argv: Sequence[str]) -> int:
     runner_cb = callbacks_for(task.flavour)
     user_kwargs = dict(task.trainer_kwargs)
     user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
-    if user_kwargs.get("logger") in (None, True):
-        user_kwargs["logger"] = submodule(pl, "loggers").CSVLogger(
-            save_dir=str(sm.output_data_dir), name="lightning_logs"
-        )
+    user_kwargs["logger"] = loggers_for(pl, user_kwargs.get("logger"), sm.output_data_dir)
     trainer = pl.Trainer(
         **{
             **user_kwargs,

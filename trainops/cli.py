@@ -7,10 +7,32 @@ import os
 import sys
 from collections.abc import Sequence
 
-from trainops import commands, cost, demo, emulator, local_train, preflight, registry
+from trainops import (
+    commands,
+    cost,
+    curves,
+    demo,
+    emulator,
+    local_train,
+    mlflow_export,
+    preflight,
+    registry,
+    tensorboard_link,
+)
 
 #: Modules that contribute a subcommand: each has `register(subparsers)`.
-COMMANDS = (demo, emulator, commands, preflight, cost, local_train, registry)
+COMMANDS = (
+    demo,
+    emulator,
+    commands,
+    preflight,
+    cost,
+    local_train,
+    registry,
+    curves,
+    tensorboard_link,
+    mlflow_export,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

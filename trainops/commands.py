@@ -14,7 +14,7 @@ from typing import Any
 
 from infra.config import ConfigError, TrainingConfig
 from infra.execution_input import ExecutionInputError
-from trainops import cost, preflight, progress, runs
+from trainops import cost, preflight, progress, runs, watch_curves
 from trainops.aws import Aws, stack_outputs
 from trainops.cli_args import add_common, aws_of, guarded
 from trainops.run_input import RunDefaults, check_with_synth_rules, local_config
@@ -61,6 +61,8 @@ def _say_where(args: argparse.Namespace, aws: Aws) -> None:
 
 def _watch(aws: Aws, execution_arn: str, args: argparse.Namespace) -> int:
     printer = progress.Printer(as_json=args.json)
+    if getattr(args, "curves", False):
+        printer = watch_curves.with_curves(aws, printer)
     final = runs.wait_for(aws, execution_arn, printer, interval_s=args.interval)
     if args.json:
         print(json.dumps(final.to_json(), sort_keys=True))
@@ -168,6 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    p.add_argument("--curves", action="store_true", help="draw the metrics in the terminal")
     p.set_defaults(handler=guarded(cmd_watch))
 
     p = sub.add_parser("list", help="recent runs with status, duration and result")

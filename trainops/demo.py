@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainops import progress, registry, runs
+from trainops import curves, progress, registry, runs
 from trainops.aws import Aws, StackOutputs, stack_outputs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +39,8 @@ class DemoResult:
     timings: dict[str, float]
     #: The model version the run registered (None without a registry or on failure).
     model_version: registry.ModelVersion | None = None
+    #: The run's learning curves (`trainops curves`), written when it succeeded.
+    curves_png: Path | None = None
 
 
 def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
@@ -146,13 +148,18 @@ def run_demo(
         version = (
             registry.describe(aws, final.model_package_arn) if final.model_package_arn else None
         )
+        curves_png = work / "curves.png" if final.status == "SUCCEEDED" and final.job_name else None
+        if curves_png is not None:
+            curves.write_curves(aws, final.job_name, curves_png)
     echo("5/5 outcome")
     echo(progress.outcome(final))
     if version is not None:
         metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
         echo(f"registry   version {version.version} ({version.approval}): {metrics}")
         echo("           (on AWS: trainops models; trainops approve VERSION)")
-    return DemoResult(final, timings, version)
+    if curves_png is not None:
+        echo(f"curves     {curves_png} (on AWS: trainops curves)")
+    return DemoResult(final, timings, version, curves_png)
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -52,6 +52,8 @@ def test_a_lightning_project_with_sync_dist_and_torchmetrics_trains_under_smddp(
     assert info["cluster"]["backend"] == "smddp" and info["cluster"]["world_size"] == 2
     assert info["versions"]["lightning.pytorch"] == "2.2.5"  # the flavour came with the runner
     assert {"train/nll", "valid/accuracy"} <= set(result.metrics)
+    # The image has no TensorBoard: the family's wheelhouse brings the writer (tensorboardX).
+    assert list(tmp_path.rglob("output/tensorboard/events.out.tfevents.*")), result.failure
 
 
 def _run(project: Path, root: Path, hosts: int, **hps: str) -> LocalTrainingJob:

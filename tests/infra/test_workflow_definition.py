@@ -314,6 +314,11 @@ def test_default_input(moto_env):
         "S3Uri": f"s3://artifacts-bucket/checkpoints/{wd.run_id(result['arn'])}/",
         "LocalPath": contract.CHECKPOINT_DIR,
     }
+    # TensorBoard event files: uploaded by SageMaker beside the model, under the job's name.
+    assert request["TensorBoardOutputConfig"] == {
+        "S3OutputPath": "s3://artifacts-bucket/models/",
+        "LocalPath": contract.TENSORBOARD_DIR,
+    }
     assert request["AlgorithmSpecification"] == {
         "TrainingImage": SETTINGS.image_uri,
         "TrainingInputMode": "FastFile",

@@ -85,6 +85,8 @@ def test_default_task_reaches_accuracy(local_env: Path, capsys: pytest.CaptureFi
     ckpt = torch.load(local_env / "checkpoints" / contract.CHECKPOINT_FILE, weights_only=False)
     assert ckpt["global_step"] == 21
     assert list((local_env / "output/data").rglob("metrics.csv"))
+    # TensorBoard beside it, where SageMaker uploads from (TensorBoardOutputConfig.LocalPath).
+    assert list((local_env / "output/tensorboard").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.timeout(120)

@@ -18,6 +18,7 @@ from trainops.sdk.errors import SdkError
 offline.require(2)
 
 import boto3  # noqa: E402
+from sagemaker.debugger import TensorBoardOutputConfig  # noqa: E402
 from sagemaker.inputs import TrainingInput  # noqa: E402
 from sagemaker.pytorch import PyTorch  # noqa: E402
 from sagemaker.session import Session  # noqa: E402
@@ -90,6 +91,10 @@ def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
             encrypt_inter_container_traffic=request["EnableInterContainerTrafficEncryption"],
             checkpoint_s3_uri=checkpoint.get("S3Uri"),
             checkpoint_local_path=checkpoint.get("LocalPath"),
+            tensorboard_output_config=TensorBoardOutputConfig(
+                s3_output_path=request["TensorBoardOutputConfig"]["S3OutputPath"],
+                container_local_output_path=request["TensorBoardOutputConfig"]["LocalPath"],
+            ),
             metric_definitions=spec["MetricDefinitions"] or None,
             container_log_level=int(request["HyperParameters"]["sagemaker_container_log_level"]),
             base_job_name=stack.settings.job_name_prefix,

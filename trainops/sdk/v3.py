@@ -33,6 +33,7 @@ from sagemaker.core.training.configs import (  # noqa: E402
     S3DataSource,
     StoppingCondition,
     Tag,
+    TensorBoardOutputConfig,
 )
 from sagemaker.train import ModelTrainer  # noqa: E402
 
@@ -105,6 +106,12 @@ def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
         )
     trainer.with_retry_strategy(
         RetryStrategy(maximum_retry_attempts=request["RetryStrategy"]["MaximumRetryAttempts"])
+    )
+    tensorboard = request["TensorBoardOutputConfig"]
+    trainer.with_tensorboard_output_config(
+        TensorBoardOutputConfig(
+            s3_output_path=tensorboard["S3OutputPath"], local_path=tensorboard["LocalPath"]
+        )
     )
     if spec["MetricDefinitions"]:
         trainer.with_metric_definitions(
