@@ -59,6 +59,10 @@ BACKENDS = ("smddp", "torchrun", "none")
 SHARDING_MODES = ("none", "fsdp", "hybrid")
 
 
+#: The choices of an on/off key, as SageMaker sends them (the toolkit may pass "False"/"True").
+BOOLEAN_CHOICES = ("false", "true")
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
     """One runner hyperparameter: its default (as SageMaker sends it, a string) and rule.
@@ -223,12 +227,12 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
     "activation_checkpointing": Hyperparameter(
         "false",
         "with sharding: recompute the activations of each shard_layers layer in the backward pass",
-        ("false", "true"),
+        BOOLEAN_CHOICES,
     ),
     "cpu_offload": Hyperparameter(
         "false",
         "with sharding on GPU: keep sharded parameters and optimizer state in host memory",
-        ("false", "true"),
+        BOOLEAN_CHOICES,
     ),
 }
 
@@ -279,6 +283,9 @@ def parse_hyperparameter(name: str, value: str) -> int | float | str:
     bad = HyperparameterError(f"hyperparameter {name}={value!r} is invalid: expected {spec.rule()}")
     text = str(value).strip()
     if spec.choices:
+        if spec.choices == BOOLEAN_CHOICES:
+            # The toolkit JSON-decodes every value: "false" reaches the script as Python's False.
+            text = text.lower()
         if text not in spec.choices:
             raise bad
         return text
