@@ -194,3 +194,19 @@ def test_bad_environment(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         read([], env, gpu_count=0)
     assert str(info.value) == message
+
+
+def test_on_off_keys_read_as_the_toolkit_passes_them() -> None:
+    """The real toolkit JSON-decodes each value and renders it back: "false" arrives as False."""
+    from sagemaker_training import mapping
+
+    argv = mapping.to_cmd_args(
+        {"activation_checkpointing": json.loads("true"), "cpu_offload": False}
+    )
+    assert argv == ["--activation_checkpointing", "True", "--cpu_offload", "False"]
+    hp = read(argv, {}, gpu_count=0).hyperparameters
+    assert (hp.activation_checkpointing, hp.cpu_offload) == ("true", "false")
+    with pytest.raises(
+        ConfigError, match="cpu_offload='no' is invalid: expected one of false, true"
+    ):
+        read(["--cpu_offload", "no"], {}, gpu_count=0)
