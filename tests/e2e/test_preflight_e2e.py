@@ -31,6 +31,7 @@ CHECKS = [
     "vpc-endpoints",
     "backend",
     "image",
+    "efa",
 ]
 M5 = "ml.m5.xlarge"
 
@@ -133,6 +134,7 @@ def test_preflight_passes_on_the_deployed_demo_stack(
     for subnet_id in stack.outputs.values[names.SUBNET_IDS].split(","):
         assert subnet_id in found["subnets"]
     assert "needs 2 (2 x ml.m5.xlarge" in found["subnets"]  # the stack's defaults
+    assert "ml.m5.xlarge has no EFA: NCCL uses TCP sockets" in found["efa"]
     assert "L-00C91CB5" in found["total-quota"]
     assert out.splitlines()[-1].endswith("all checks passed")
 
@@ -208,7 +210,7 @@ def test_a_broken_precondition_fails_with_one_line(
     assert code == 1, out
     assert list(failed) == [check], out
     assert says in failed[check] and "; fix: " in failed[check]
-    assert out.splitlines()[-1].endswith("1 of 7 checks failed")
+    assert out.splitlines()[-1].endswith(f"1 of {len(CHECKS)} checks failed")
     # and the stack is as it was
     code, out, _ = run_cli(stack, capsys, "preflight", *argv)
     assert code == 0 and _failed(out) == {}, out
