@@ -282,6 +282,9 @@ def run(argv: Sequence[str]) -> int:
             "model from scratch"
         ) from None
     if has_validation_loop(pl, module, datamodule):
+        # The model's final metrics, not another point of the curves: fit() closed the loggers,
+        # and a logger used again opens a second TensorBoard event file with a repeated epoch.
+        trainer.loggers = []
         results = trainer.validate(module, datamodule=datamodule, verbose=False)
         final = scalars(results[0] if results else {})
     else:  # what the last training epoch logged

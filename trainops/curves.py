@@ -13,7 +13,7 @@ from pathlib import Path
 
 from training import contract
 from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.cli_args import add_common, aws_of, guarded
 from trainops.metric_history import MetricNotLogged, Point, job_of, read_history
 
 #: Stage prefixes stripped to find a metric's panel (`val_loss` and `train_loss` -> `loss`).
@@ -84,7 +84,7 @@ def write_curves(aws: Aws, job_name: str, out: Path, metrics: list[str] | None =
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
+    aws = aws_of(args)
     job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
     out = args.out or Path(f"{job}-curves.png")
     names = write_curves(aws, job, out, args.metric)

@@ -31,7 +31,7 @@ import yaml
 from infra.job_request import EXECUTION_ARN_ENV
 from training import contract
 from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.cli_args import add_common, aws_of, guarded
 from trainops.metric_history import Point, job_of, read_history
 
 JOB_TAG = "trainops.job"
@@ -142,15 +142,24 @@ def _no_retries() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _use(tracking_uri: str) -> None:
-    """Point MLflow at the server: sagemaker-mlflow signs requests and routes them by the
-    *global* tracking URI (mlflow.get_tracking_uri()), not the client's. For any other URI its
-    header provider fails to parse an ARN and MLflow logs a warning per request: silenced."""
+@contextmanager
+def _pointed_at(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow at the server for one export: sagemaker-mlflow signs requests and routes them
+    by the *global* tracking URI (mlflow.get_tracking_uri()), not the client's. MLflow writes
+    that URI into MLFLOW_TRACKING_URI too, which every later subprocess would inherit (SDK 2.x
+    then waits for each job it starts, to import it into MLflow): both are put back after. For
+    any non-ARN URI the plugin's header provider fails to parse an ARN and MLflow logs a warning
+    per request: silenced."""
     import mlflow
 
+    saved = os.environ.get("MLFLOW_TRACKING_URI")  # MLflow keeps it equal to the global URI
     mlflow.set_tracking_uri(tracking_uri)
     if not tracking_uri.startswith("arn:"):
         logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved)  # None unsets both
 
 
 def _one_line(exc: BaseException) -> str:
@@ -160,6 +169,11 @@ def _one_line(exc: BaseException) -> str:
 
 def export(record: RunRecord, tracking_uri: str, experiment: str) -> tuple[str, bool]:
     """Write the run; returns (run id, created). Deletes the run again if any write fails."""
+    with _pointed_at(tracking_uri):
+        return _export(record, tracking_uri, experiment)
+
+
+def _export(record: RunRecord, tracking_uri: str, experiment: str) -> tuple[str, bool]:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
     from mlflow.utils.validation import (
@@ -168,7 +182,6 @@ def export(record: RunRecord, tracking_uri: str, experiment: str) -> tuple[str, 
         MAX_PARAMS_TAGS_PER_BATCH,
     )
 
-    _use(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         with _no_retries():
@@ -220,7 +233,7 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     # MLflow's client reports usage to its makers unless told not to; this command talks to
     # the tracking server alone.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
+    aws = aws_of(args)
     job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
     with tempfile.TemporaryDirectory(prefix="trainops-mlflow-") as tmp:
         record = gather(aws, job, Path(tmp))

@@ -14,7 +14,7 @@ import shlex
 
 from training import contract
 from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, guarded
+from trainops.cli_args import add_common, aws_of, guarded
 from trainops.metric_history import job_of
 
 
@@ -47,7 +47,7 @@ def event_files(aws: Aws, uri: str) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    aws = Aws(region=args.region, endpoint_url=args.endpoint_url)
+    aws = aws_of(args)
     job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
     uri = logdir(aws, job)
     command = open_command(aws, uri)

@@ -67,7 +67,7 @@ def from_sdk2(stack: Any, stack_name: str, overrides: dict) -> dict[str, Any]:
         text=True,
         timeout=timing.bound(180),
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     name = done.stdout.strip().splitlines()[-1]
     return captured(stack, lambda r: r["TrainingJobName"] == name, f"SDK 2.x job {name}")
 
