@@ -36,6 +36,13 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_context_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`-c KEY=VALUE`, repeatable: CDK context as `cdk deploy -c` takes it."""
+    parser.add_argument(
+        "-c", "--context", action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )
+
+
 def aws_of(args: argparse.Namespace) -> Aws:
     """The clients of a command, from its --region, --endpoint-url and --profile."""
     return Aws(region=args.region, endpoint_url=args.endpoint_url, profile=args.profile)

@@ -18,7 +18,9 @@ import tempfile
 import threading
 from pathlib import Path
 
+from trainops.cli_args import add_context_option
 from trainops.demo import DEMO_CONTEXT, deploy_with_data, synth
+from trainops.rehearsal import RehearsalError, context_overrides
 
 
 def serve(
@@ -69,13 +71,11 @@ def _handle(args: argparse.Namespace) -> int:
     if args.work and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    context = {}
-    for item in args.context:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            print(f"error: -c {item!r}: expected KEY=VALUE", file=sys.stderr)
-            return 2
-        context[key] = value
+    try:
+        context = context_overrides(args.context)
+    except RehearsalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not 0 <= args.port <= 65535:
         print(f"error: --port {args.port}: expected 0 (any free port) to 65535", file=sys.stderr)
         return 2
@@ -99,13 +99,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stack-name", default="SageMakerTraining")
     p.add_argument("--json", action="store_true", help="one JSON line: endpoint, outputs")
     p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
-    p.add_argument(
-        "-c",
-        "--context",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra CDK context on top of the demo's (e.g. -c training.backend=smddp)",
-    )
+    add_context_option(p, "extra CDK context on top of the demo's (e.g. -c training.backend=smddp)")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
     p.set_defaults(handler=_handle)

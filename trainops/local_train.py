@@ -23,6 +23,7 @@ from localjob.checkpoint_sync import DirCheckpointStore
 from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from training import contract
+from trainops.cli_args import add_context_option
 from trainops.local_runs import DEFAULT_KEEP, prune
 from trainops.rehearsal import (
     Rehearsal,
@@ -212,13 +213,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hosts", type=int, default=2, help="simulated instances (1-9)")
     p.add_argument("--processes-per-host", type=int, default=1, help="processes per instance")
-    p.add_argument(
-        "-c",
-        "--context",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="CDK context over cdk.json's, as for `cdk deploy` (e.g. -c training.backend=torchrun)",
+    add_context_option(
+        p, "CDK context over cdk.json's, as for `cdk deploy` (e.g. -c training.backend=torchrun)"
     )
     p.add_argument("--instance-type", help="as `trainops start --instance-type`")
     p.add_argument("--data", type=Path, help="train channel folder (default: built-in dataset)")

@@ -44,7 +44,8 @@ class Rehearsal:
         )
 
 
-def _context_overrides(items: list[str]) -> dict[str, str]:
+def context_overrides(items: list[str]) -> dict[str, str]:
+    """`-c KEY=VALUE` options (as `cdk deploy` takes them) as a dict; one line for a bad one."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -63,7 +64,7 @@ def from_deployment(
 ) -> Rehearsal:
     """The rehearsal of the job `cdk deploy` (with these `-c` overrides) and `trainops start`
     (with this `--instance-type`) would run."""
-    overrides = _context_overrides(context or [])
+    overrides = context_overrides(context or [])
     try:
         config = TrainingConfig.from_context({**load_cdk_json_context(cdk_json), **overrides})
         data = {"instance_type": instance_type} if instance_type else {}
