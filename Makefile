@@ -84,7 +84,7 @@ synth: setup
 ## Re-resolve each image family's wheels (training/requirements/*.in -> *.lock); needs PyPI.
 ## PROJECT=DIR locks a user project's requirements.txt with them (DIR/requirements.<family>.lock).
 lock: setup
-	$(BIN)/python -m infra.wheelhouse_lock $(if $(PROJECT),--project $(PROJECT))
+	$(BIN)/python -m core.wheelhouse_lock $(if $(PROJECT),--project $(PROJECT))
 
 ## Every benchmark: each prints its side-by-side measurements and ratio.
 bench: setup

@@ -7,9 +7,9 @@ works too. cdk-nag's AwsSolutions checks run on every synth.
 
 import sys
 
-from infra.config import ConfigError
+from core.config import ConfigError
+from core.wheelhouse import BundleError
 from infra.node_runtime import quiet_jsii
-from infra.wheelhouse import BundleError
 
 
 def main() -> int:

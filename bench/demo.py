@@ -51,7 +51,7 @@ def _offline() -> None:
 def demo_hyperparameters() -> dict[str, str]:
     """The user hyperparameters of the demo's training job: what the state machine sends
     (contract defaults, then the configuration's, as synthesized with the demo context)."""
-    from infra.config import TrainingConfig, load_cdk_json_context
+    from core.config import TrainingConfig, load_cdk_json_context
     from training import contract
     from trainops.demo import DEMO_CONTEXT, REPO
 

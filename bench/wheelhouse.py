@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET_WARM_EXTRA_S = 0.25
 _BUILD = """
 import json, sys, time
-from infra import wheelhouse
-from infra.sourcedir import build_sourcedir_bytes
+from core import wheelhouse
+from core.sourcedir import build_sourcedir_bytes
 family, mode = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 house = wheelhouse.Wheelhouse("", ()) if mode == "none" else wheelhouse.build(family)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from constructs import Construct
 
-from infra.config import TrainingConfig, pytorch_training_images
+from core.config import TrainingConfig, pytorch_training_images
 
 #: Full tags for the SMDDP-capable GPU DLCs (AWS deep-learning-containers available_images).
 FULL_GPU_TAG_SUFFIX = {

@@ -20,7 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import ConfigError, TrainingConfig, gpus_per_instance
+from core.config import ConfigError, TrainingConfig, gpus_per_instance
 from training import contract
 
 #: Where SageMaker publishes a training job's MetricDefinitions (dimension TrainingJobName) and

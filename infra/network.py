@@ -15,8 +15,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from core.config import SUBNET_PREFIX, TrainingConfig
 from infra import nag
-from infra.config import SUBNET_PREFIX, TrainingConfig
 
 #: Matches nothing (ICMP type 252, code 86, to a broadcast address): CDK's own marker for a group
 #: with no outbound rule, here it removes EC2's default allow-all egress.

@@ -22,8 +22,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import execution_input as ei
-from infra.config import TrainingConfig
+from core import execution_input as ei
+from core.config import TrainingConfig
 from infra.dead_letter import dead_letter_queue
 from infra.outcomes import allow_eventbridge_to_encrypt
 

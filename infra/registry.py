@@ -11,7 +11,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.config import TrainingConfig
+from core.config import TrainingConfig
 
 
 class ModelRegistry(Construct):

@@ -15,8 +15,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from core.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
 from infra import nag
-from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"

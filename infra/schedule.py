@@ -15,11 +15,10 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import TrainingConfig
+from core.config import TrainingConfig
+from core.execution_input import SCHEDULED_INPUT
 from infra.dead_letter import dead_letter_queue
 
-#: The execution input of every scheduled run (the workflow merges it over its defaults).
-SCHEDULED_INPUT: dict[str, str] = {"trigger": "schedule"}
 RETRY_ATTEMPTS = 3
 MAX_EVENT_AGE = cdk.Duration.hours(6)
 

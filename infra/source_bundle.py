@@ -1,6 +1,6 @@
 """The training code as a CDK file asset: one reproducible sourcedir.tar.gz, uploaded as-is.
 
-The archive carries the wheels its image family lacks (infra/wheelhouse.py), checked at synth
+The archive carries the wheels its image family lacks (core/wheelhouse.py), checked at synth
 against the image's Python; the job receives it as the `code` input channel.
 
 Built at synth into `<cloud assembly>/.sourcedir/<family>/sourcedir.tar.gz` and staged by
@@ -16,8 +16,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from infra import wheelhouse
-from infra.sourcedir import ARCHIVE_NAME, REPO_ROOT, build_sourcedir, requirements_dir
+from core import wheelhouse
+from core.sourcedir import ARCHIVE_NAME, REPO_ROOT, build_sourcedir, requirements_dir
 
 
 class SourceBundle(Construct):

@@ -16,8 +16,9 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from infra import nag, outputs
-from infra.config import TrainingConfig, load_cdk_json_context
+from core import outputs
+from core.config import TrainingConfig, load_cdk_json_context
+from infra import nag
 from infra.images import TrainingImage
 from infra.monitoring import TrainingMonitoring
 from infra.network import Network

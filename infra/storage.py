@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import CHECKPOINT_PREFIX, TrainingConfig
+from core.config import CHECKPOINT_PREFIX, TrainingConfig
 
 #: What the account (and, through IAM policies, its principals) may do with the stack key:
 #: every KMS action that applies to a single key, named (a key policy `kms:*`, spelled out).

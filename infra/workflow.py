@@ -23,7 +23,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import TrainingConfig
+from core.config import TrainingConfig
 from infra.registry import ModelRegistry
 from infra.workflow_definition import WorkflowSettings, definition_json
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.image_contents import family_for_image
+from core.image_contents import family_for_image
 from localaws.metric_publisher import MetricPublisher
 from localaws.tensorboard_upload import TensorBoardUploader
 from localjob.job import (

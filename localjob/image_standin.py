@@ -32,8 +32,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from infra import wheelhouse
-from infra.image_contents import ImageFamily, family
+from core import wheelhouse
+from core.image_contents import ImageFamily, family
 
 #: Present in every SageMaker PyTorch image besides the family's own list.
 _ALWAYS = ("pip", "sagemaker-training", "sagemaker-pytorch-training", "torch")

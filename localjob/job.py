@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.wheelhouse import clean_pip_env
+from core.wheelhouse import clean_pip_env
 from localjob.checkpoint_sync import CheckpointStore, CheckpointSync
 from localjob.failure_reason import has_details, summarize_failure
 from localjob.image_standin import image_standin

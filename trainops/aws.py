@@ -18,7 +18,7 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
-from infra import outputs
+from core import outputs
 
 ENDPOINT_ENV = "TRAINOPS_ENDPOINT_URL"
 #: How every operator client retries throttling and transient network errors (the AWS SDKs'

@@ -13,8 +13,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from infra.config import ConfigError
-from infra.execution_input import ExecutionInputError
+from core.config import ConfigError
+from core.execution_input import ExecutionInputError
 from trainops.aws import Aws, StackNotFound
 from trainops.aws_errors import AWS_ERRORS, Context, explain
 from trainops.task_check import TaskCheckError

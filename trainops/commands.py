@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.config import ConfigError, TrainingConfig
-from infra.execution_input import ExecutionInputError
+from core.config import ConfigError, TrainingConfig
+from core.execution_input import ExecutionInputError
 from trainops import cost, preflight, progress, runs, watch_curves
 from trainops.aws import Aws, stack_outputs
 from trainops.cli_args import add_common, aws_of, guarded

@@ -118,7 +118,7 @@ def run_demo(
 ) -> DemoResult:
     # The emulator (moto) and aws_cdk (via infra.schedule) take seconds to load and print a
     # Node banner: only the demo pays for them, not `trainops list`.
-    from infra.schedule import SCHEDULED_INPUT
+    from core.execution_input import SCHEDULED_INPUT
     from localaws.server import EmbeddedAws
 
     timings: dict[str, float] = {}

@@ -1,6 +1,6 @@
 """Will the job import the project? Answered from what the job will have, importing nothing.
 
-The job's Python has the standard library, the image's packages (infra/image_contents.py, with
+The job's Python has the standard library, the image's packages (core/image_contents.py, with
 their dependencies), the wheels of the bundle (the family's lock, or the project's own lock,
 which includes it), Lightning in both flavours, the runner (`training`) and the project folder
 (its root and `src/`). This machine's venv is none of these: a package installed here proves
@@ -23,9 +23,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from infra import image_contents
-from infra.sourcedir import EXCLUDE_DIRS
-from infra.wheelhouse import lock_command, project_requirements, read_lock
+from core import image_contents
+from core.sourcedir import EXCLUDE_DIRS
+from core.wheelhouse import lock_command, project_requirements, read_lock
 from training import contract
 
 #: Provided whatever the project's lock says: the runner brings the flavour the task uses.

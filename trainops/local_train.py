@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.sourcedir import build_sourcedir
-from infra.wheelhouse import BundleError
+from core.sourcedir import build_sourcedir
+from core.wheelhouse import BundleError
 from localjob.checkpoint_sync import DirCheckpointStore
 from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters

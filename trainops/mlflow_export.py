@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from infra.job_request import EXECUTION_ARN_ENV
+from core.job_request import EXECUTION_ARN_ENV
 from training import contract
 from trainops.aws import Aws, stack_outputs
 from trainops.cli_args import add_common, aws_of, guarded

@@ -11,7 +11,7 @@ import argparse
 import json
 from dataclasses import asdict, dataclass, field
 
-from infra import outputs as output_names
+from core import outputs as output_names
 from trainops.aws import Aws, StackNotFound, stack_outputs
 from trainops.cli_args import add_common, aws_of, guarded
 

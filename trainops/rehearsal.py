@@ -17,10 +17,10 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from infra.config import ConfigError, TrainingConfig, load_cdk_json_context
-from infra.execution_input import ExecutionInputError
-from infra.image_contents import family
-from infra.sourcedir import EXCLUDE_DIRS
+from core.config import ConfigError, TrainingConfig, load_cdk_json_context
+from core.execution_input import ExecutionInputError
+from core.image_contents import family
+from core.sourcedir import EXCLUDE_DIRS
 from trainops.run_input import CDK_JSON, check_with_synth_rules
 
 

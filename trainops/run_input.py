@@ -1,6 +1,6 @@
 """One run's input checked before anything is sent: the CLI's `start` and `trainops.sdk`.
 
-The same rules synth applies to cdk.json (infra/config.py), applied to the overrides of one run
+The same rules synth applies to cdk.json (core/config.py), applied to the overrides of one run
 against the deployed stack's defaults (its RunDefaults output).
 """
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from infra import config as rules
-from infra import outputs as output_names
-from infra.config import ConfigError, TrainingConfig, load_cdk_json_context
-from infra.execution_input import ExecutionInputError
+from core import config as rules
+from core import outputs as output_names
+from core.config import ConfigError, TrainingConfig, load_cdk_json_context
+from core.execution_input import ExecutionInputError
 from training import contract
 from trainops.aws import StackOutputs
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from infra.execution_input import validate_execution_input
+from core.execution_input import validate_execution_input
 from training import contract
 from trainops.aws import Aws
 from trainops.outage import Outage

@@ -31,7 +31,7 @@ def check_task(
     image_family: str = "current",
 ) -> list[str]:
     """Notes (overridden Trainer keys, skipped check); raises TaskCheckError with one line."""
-    from infra.wheelhouse import BundleError
+    from core.wheelhouse import BundleError
     from training.lightning_flavour import ImportFailure
     from training.sm_env import ConfigError, Hyperparameters
     from training.task import check, read_config, resolve_config_path

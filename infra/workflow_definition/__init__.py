@@ -12,6 +12,14 @@
 Every intrinsic used here also runs in moto 5.2.5's interpreter (JSONPath, no JSONata).
 """
 
+from core.workflow_settings import (
+    JOB_NAME_MAX,
+    RUN_ID_LENGTH,
+    WorkflowSettings,
+    job_name,
+    max_prefix_length,
+    run_id,
+)
 from infra.workflow_definition.asl import (
     API_RETRY_ERRORS,
     CREATE_MODEL_PACKAGE_SDK,
@@ -30,14 +38,6 @@ from infra.workflow_definition.asl import (
     backoff_table,
 )
 from infra.workflow_definition.definition import build_definition, definition_json
-from infra.workflow_settings import (
-    JOB_NAME_MAX,
-    RUN_ID_LENGTH,
-    WorkflowSettings,
-    job_name,
-    max_prefix_length,
-    run_id,
-)
 
 __all__ = [
     "API_RETRY_ERRORS",

@@ -18,12 +18,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
+from core.workflow_settings import WorkflowSettings
 from infra.workflow_definition.input_stage import input_stage
 from infra.workflow_definition.new_data_stage import new_data_stage
 from infra.workflow_definition.outcome_stage import outcome_stage
 from infra.workflow_definition.registry_stage import registry_stage
 from infra.workflow_definition.training_stage import state_machine_timeout_s, training_stage
-from infra.workflow_settings import WorkflowSettings
 
 COMMENT = (
     "Multi-node PyTorch Lightning training on SageMaker: validate the input, merge it over "

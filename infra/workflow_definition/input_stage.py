@@ -15,10 +15,10 @@ from typing import Any
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import execution_input as ei
-from infra.config import CHECKPOINT_PREFIX
+from core import execution_input as ei
+from core.config import CHECKPOINT_PREFIX
+from core.workflow_settings import WorkflowSettings
 from infra.workflow_definition.asl import ERROR_INVALID_INPUT, RUN_ID_EXPRESSION
-from infra.workflow_settings import WorkflowSettings
 from training import contract
 
 C = sfn.Condition

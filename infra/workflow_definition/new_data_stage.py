@@ -14,11 +14,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra import execution_input as ei
+from core import execution_input as ei
+from core.workflow_settings import WorkflowSettings
 from infra.workflow_definition.asl import SKIPPED_STATUS
 from infra.workflow_definition.outcome_stage import notification
 from infra.workflow_definition.sagemaker_calls import sagemaker_call
-from infra.workflow_settings import WorkflowSettings
 
 
 def new_data_stage(

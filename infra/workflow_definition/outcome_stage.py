@@ -16,8 +16,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from core.workflow_settings import WorkflowSettings
 from infra.workflow_definition.asl import ERROR_CAPACITY, ERROR_JOB_FAILED
-from infra.workflow_settings import WorkflowSettings
 
 
 @dataclass(frozen=True)

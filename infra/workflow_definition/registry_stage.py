@@ -14,8 +14,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from core.workflow_settings import WorkflowSettings
 from infra.workflow_definition.sagemaker_calls import sagemaker_call
-from infra.workflow_settings import WorkflowSettings
 
 
 def registry_stage(

@@ -10,7 +10,7 @@ instance types with local NVMe) -> BuildResourceConfig -> MergeResourceConfig ->
 
 TrainModel is the one CustomState: CDK's SageMakerCreateTrainingJob task has no checkpoint,
 spot, warm-pool or retry-name fields and adds its own 0.0.0.0/0 security group; its request is
-infra/job_request.py's, shared with the notebook path.
+core/job_request.py's, shared with the notebook path.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.job_request import (
+from core.job_request import (
     LOCAL_NVME_INSTANCE_PATTERNS,
     framework_hyperparameters,
     training_request,
 )
+from core.workflow_settings import WorkflowSettings
 from infra.workflow_definition.asl import (
     API_RETRY_ERRORS,
     CREATE_TRAINING_JOB,
@@ -35,7 +36,6 @@ from infra.workflow_definition.asl import (
 )
 from infra.workflow_definition.outcome_stage import Outcomes
 from infra.workflow_definition.sagemaker_calls import sagemaker_call
-from infra.workflow_settings import WorkflowSettings
 
 C = sfn.Condition
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.sourcedir import build_sourcedir_bytes
+from core.sourcedir import build_sourcedir_bytes
 from tests import timing
 from tests.byo.conftest import SEQCLF_CONFIG
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import config as cfg
-from infra.sourcedir import bundle_files
-from infra.wheelhouse import BundleError
+from core import config as cfg
+from core.sourcedir import bundle_files
+from core.wheelhouse import BundleError
 from tests.byo.conftest import SEQCLF_CONFIG
 from training import contract
 

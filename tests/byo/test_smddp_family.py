@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.sourcedir import build_sourcedir
+from core.sourcedir import build_sourcedir
 from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from tests import timing

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from infra import config as cfg
+from core import config as cfg
 from infra import workflow_definition as wd
 from localaws.api_model import validate_request
 from tests.infra.test_workflow_aws_models import GOOD

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from infra import wheelhouse
-from infra.image_contents import FAMILIES
-from infra.sourcedir import build_sourcedir_bytes, requirements_dir
+from core import wheelhouse
+from core.image_contents import FAMILIES
+from core.sourcedir import build_sourcedir_bytes, requirements_dir
 from localjob.image_standin import image_standin
 from localjob.netns import PrivateNetwork
 from tests import timing

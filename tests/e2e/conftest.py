@@ -29,7 +29,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
     WaitFunction,
 )
 
-from infra.config import TrainingConfig, load_cdk_json_context
+from core.config import TrainingConfig, load_cdk_json_context
 from localaws.deploy import deploy
 from localaws.server import EmbeddedAws
 from tests import timing

@@ -7,7 +7,7 @@ traffic to itself, HTTPS to S3's prefix list.
 
 from __future__ import annotations
 
-from infra import outputs as names
+from core import outputs as names
 
 from .conftest import E2eStack
 

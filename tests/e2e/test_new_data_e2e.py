@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from infra import execution_input as ei
+from core import execution_input as ei
 from localaws.training_jobs import parse_s3_uri
 from tests import timing
 from trainops import runs

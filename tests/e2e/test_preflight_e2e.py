@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infra import outputs as names
+from core import outputs as names
 from localaws import service_quotas
 from trainops import preflight, runs
 

@@ -15,9 +15,9 @@ import tarfile
 import pytest
 import yaml
 
-from infra import execution_input as ei
+from core import execution_input as ei
+from core.execution_input import SCHEDULED_INPUT
 from infra import workflow_definition as wd
-from infra.schedule import SCHEDULED_INPUT
 from localaws.training_jobs import CAPACITY_FAILURE, parse_s3_uri
 from tests import timing
 from training import contract

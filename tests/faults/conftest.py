@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.sourcedir import build_sourcedir
+from core.sourcedir import build_sourcedir
 from localjob.checkpoint_sync import DirCheckpointStore
 from localjob.job import HostRun, LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, TrainingConfig
-from infra.execution_input import ExecutionInputError, validate_execution_input
+from core.config import ConfigError, TrainingConfig
+from core.execution_input import ExecutionInputError, validate_execution_input
 from training import contract, sm_env
 from trainops.commands import build_input, local_config
 
@@ -74,7 +74,7 @@ CONFIG_CASES = [
     ),
     (
         {"instanse_type": "ml.m5.xlarge"},
-        "training.instanse_type='ml.m5.xlarge': unknown training setting (did you mean instance_type?); known: see TrainingConfig in infra/config.py",
+        "training.instanse_type='ml.m5.xlarge': unknown training setting (did you mean instance_type?); known: see TrainingConfig in core/config.py",
     ),
     ({"keep_alive_s": 7200}, "keep_alive_s=7200: expected seconds from 0 to 3600"),
     (

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from infra.sourcedir import build_sourcedir
+from core.sourcedir import build_sourcedir
 from tests import timing
 from tests.faults.conftest import DEBUG_DIR_ENV, make_job, read_progress, wait_dead, wait_for
 from training import contract

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from infra import wheelhouse
-from infra.image_contents import FAMILIES
-from infra.sourcedir import build_sourcedir_bytes
+from core import wheelhouse
+from core.image_contents import FAMILIES
+from core.sourcedir import build_sourcedir_bytes
 from localjob.image_standin import image_standin
 from localjob.netns import PrivateNetwork
 from tests import timing

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import config as cfg
-from infra.config import ConfigError, TrainingConfig
+from core import config as cfg
+from core.config import ConfigError, TrainingConfig
 from training import contract
 
 SPOT = {"spot": True, "max_wait_s": 90000}
@@ -280,12 +280,12 @@ def test_context_merge_and_cli_strings():
         (
             {"training": {"instance_cnt": 4}},
             "training.instance_cnt=4: unknown training setting (did you mean instance_count?);"
-            " known: see TrainingConfig in infra/config.py",
+            " known: see TrainingConfig in core/config.py",
         ),
         (
             {"training.instanc_type": "ml.p5.48xlarge"},
             "training.instanc_type='ml.p5.48xlarge': unknown training setting (did you mean"
-            " instance_type?); known: see TrainingConfig in infra/config.py",
+            " instance_type?); known: see TrainingConfig in core/config.py",
         ),
         (
             {"instance_count": "4"},
@@ -294,7 +294,7 @@ def test_context_merge_and_cli_strings():
         (
             {"training.spot.x": "1"},
             "training.spot.x='1': unknown training setting (did you mean spot?); known: see"
-            " TrainingConfig in infra/config.py",
+            " TrainingConfig in core/config.py",
         ),
         ({"training": "[]"}, "training=[]: expected an object of training settings"),
     ],
@@ -311,7 +311,7 @@ def test_every_contract_hyperparameter_has_a_rule_and_valid_default():
     free_form = {"config", "lr_key", "shard_layers"}
     for name, spec in contract.HYPERPARAMETERS.items():
         if spec.kind in ("int", "float"):
-            # The rule infra/config.py reads from the help agrees with the one the runner applies.
+            # The rule core/config.py reads from the help agrees with the one the runner applies.
             kind = {"int": "integer", "float": "float"}[spec.kind]
             op = ">" if spec.exclusive_minimum else ">="
             assert cfg.hyperparameter_rule(name) == (kind, op, spec.minimum), name
@@ -342,7 +342,7 @@ def test_public_validators():
 
 
 def test_limits_agree_with_the_execution_input():
-    from infra import execution_input
+    from core import execution_input
 
     assert cfg.MAX_INSTANCE_COUNT == execution_input.MAX_INSTANCE_COUNT
     assert cfg.MAX_USER_HYPERPARAMETERS <= execution_input.MAX_USER_HYPERPARAMETERS
@@ -353,7 +353,7 @@ def test_config_module_has_no_cdk_import():
     import subprocess
     import sys
 
-    code = "import sys, infra.config; print('aws_cdk' in sys.modules, 'sagemaker' in sys.modules)"
+    code = "import sys, core.config; print('aws_cdk' in sys.modules, 'sagemaker' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import TrainingConfig
+from core.config import TrainingConfig
 from infra.images import FULL_GPU_TAG_SUFFIX, image_spec, image_uri_for_region
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-3", "cn-north-1", "us-gov-west-1", "me-south-1"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, gpus_per_instance
+from core.config import ConfigError, gpus_per_instance
 from infra.monitoring import (
     HOST_METRICS,
     IDLE_GPU_PERCENT,

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from infra.config import ConfigError, TrainingConfig
+from core.config import ConfigError, TrainingConfig
 from infra.outcomes import NOTIFIED_BY_THE_STATE_MACHINE, STATUS_CHANGE
 from tests.infra.conftest import Synth, synthesize
 

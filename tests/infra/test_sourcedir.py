@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from infra import wheelhouse
-from infra.image_contents import FAMILIES, family
-from infra.sourcedir import REPO_ROOT, build_sourcedir, build_sourcedir_bytes
+from core import wheelhouse
+from core.image_contents import FAMILIES, family
+from core.sourcedir import REPO_ROOT, build_sourcedir, build_sourcedir_bytes
 from training import contract
 
 

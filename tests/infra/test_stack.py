@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from aws_cdk import assertions
 
-from infra import network, outputs
-from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
-from infra.schedule import SCHEDULED_INPUT
+from core import outputs
+from core.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
+from core.execution_input import SCHEDULED_INPUT
+from infra import network
 
 Match = assertions.Match
 

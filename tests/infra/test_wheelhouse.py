@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from infra import wheelhouse
-from infra.image_contents import FAMILIES, family_for_image
-from infra.wheelhouse import BundleError, LockedWheel
+from core import wheelhouse
+from core.image_contents import FAMILIES, family_for_image
+from core.wheelhouse import BundleError, LockedWheel
 
 #: The Lightning release of each image family (AWS's pairing for SMDDP 2.3.0; the newest).
 LIGHTNING = {"smddp": "2.2.5", "current": "2.6.6"}

@@ -15,8 +15,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
+from core.config import TrainingConfig
 from infra import workflow_definition as wd
-from infra.config import TrainingConfig
 from infra.workflow import LOG_DELIVERY_ACTIONS, SYNC_EVENTS_RULE, XRAY_ACTIONS, TrainingWorkflow
 
 

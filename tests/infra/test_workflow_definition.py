@@ -23,7 +23,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from infra import execution_input as ei
+from core import execution_input as ei
 from infra import workflow_definition as wd
 from localaws.api_model import validate_request
 from tests import timing

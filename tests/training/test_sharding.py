@@ -17,8 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from infra.config import ConfigError as SynthError
-from infra.config import TrainingConfig
+from core.config import ConfigError as SynthError
+from core.config import TrainingConfig
 from training import contract, sharding, sharding_rules
 from training import sharded_checkpoints as sc
 from training.checkpoints import select_checkpoint

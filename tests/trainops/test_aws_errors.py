@@ -23,7 +23,7 @@ import boto3
 import pytest
 import requests
 
-from infra import outputs
+from core import outputs
 from localaws.server import EmbeddedAws
 from tests import timing
 from trainops import cli

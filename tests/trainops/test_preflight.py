@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from infra.execution_input import SMDDP_INSTANCE_TYPES
+from core.execution_input import SMDDP_INSTANCE_TYPES
 from trainops import preflight as pf
 from trainops.aws import Aws, StackOutputs
 from trainops.run_input import RunDefaults

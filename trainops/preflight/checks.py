@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra import outputs as names
+from core import outputs as names
 from trainops.aws import Aws, StackOutputs
 from trainops.preflight.compatibility import backend_finding, image_finding
 from trainops.preflight.efa_settings import efa_finding

@@ -8,7 +8,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from infra import config as rules
+from core import config as rules
 from trainops.aws import stack_outputs
 from trainops.cli_args import add_common, aws_of, guarded
 from trainops.preflight.checks import all_checks

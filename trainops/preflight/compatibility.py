@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from infra import config as rules
-from infra.config import ConfigError
-from infra.execution_input import SMDDP_INSTANCE_TYPES
+from core import config as rules
+from core.config import ConfigError
+from core.execution_input import SMDDP_INSTANCE_TYPES
 from trainops.preflight.findings import Finding, Target, _plural
 
 

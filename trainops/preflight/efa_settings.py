@@ -1,12 +1,12 @@
-"""Which EFA settings the job gets on the run's instance type, and why (infra/efa.py)."""
+"""Which EFA settings the job gets on the run's instance type, and why (core/efa.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from infra import efa
-from infra.image_contents import family_for_image
+from core import efa
+from core.image_contents import family_for_image
 from trainops.preflight.findings import Finding, Target
 
 

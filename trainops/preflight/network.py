@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from infra import config as rules
+from core import config as rules
 from trainops.preflight.findings import REDEPLOY, Finding, Target, _plural
 
 #: IP addresses one training instance takes in its subnet: one per network interface SageMaker
@@ -102,7 +102,7 @@ def subnets_finding(subnets: Sequence[Mapping[str, Any]], target: Target) -> Fin
         f"{shown}; the job needs {needed} ({job}) in whichever subnet SageMaker picks",
         f"free addresses in {', '.join(short)} (other network interfaces hold them), run at most"
         f" {_plural(most, 'instance')} (--instance-count), or redeploy with larger subnets"
-        " (training.vpc_cidr in cdk.json, SUBNET_PREFIX in infra/config.py)",
+        " (training.vpc_cidr in cdk.json, SUBNET_PREFIX in core/config.py)",
     )
 
 

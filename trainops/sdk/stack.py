@@ -1,7 +1,7 @@
 """A deployed stack as a notebook sees it: its outputs, its settings, the request of one run.
 
 `Stack.request(**overrides)` is the CreateTrainingJob the state machine would send for the same
-execution input (infra/job_request.py builds both); `model_trainer` and `pytorch_estimator`
+execution input (core/job_request.py builds both); `model_trainer` and `pytorch_estimator`
 translate it into SDK objects, so a notebook gets the stack's role, network, image, code bundle,
 checkpoints, metrics and tags without copying a single id.
 """
@@ -13,10 +13,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from infra import outputs as output_names
-from infra.execution_input import INPUT_KEYS, ExecutionInputError, validate_execution_input
-from infra.job_request import RunValues, plan_run, training_request
-from infra.workflow_settings import WorkflowSettings
+from core import outputs as output_names
+from core.execution_input import INPUT_KEYS, ExecutionInputError, validate_execution_input
+from core.job_request import RunValues, plan_run, training_request
+from core.workflow_settings import WorkflowSettings
 from trainops.aws import Aws, StackNotFound, stack_outputs
 from trainops.aws_errors import AWS_ERRORS, SDK_COMMAND, Context, explain
 from trainops.run_input import RunDefaults, check_with_synth_rules

@@ -13,7 +13,7 @@ TRAIN_DATA_URI = "TrainDataS3Uri"
 #: JSON of the run defaults the stack was synthesized with (backend, instance type/count, spot,
 #: runtime limits, hyperparameters): the CLI validates overrides against the deployed stack.
 RUN_DEFAULTS = "RunDefaults"
-#: JSON of infra.workflow_settings.WorkflowSettings (role, image, code bundle, network, buckets,
+#: JSON of core.workflow_settings.WorkflowSettings (role, image, code bundle, network, buckets,
 #: metrics, channels, tags, defaults): the notebook path builds the state machine's request from it.
 JOB_SETTINGS = "JobSettings"
 MODEL_PACKAGE_GROUP = "ModelPackageGroupName"

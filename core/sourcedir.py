@@ -2,7 +2,7 @@
 
 Layout at the archive root, as SageMaker's toolkit unpacks it into /opt/ml/code:
 
-    requirements.txt      installs only ./wheels, hash-pinned (infra/wheelhouse.py)
+    requirements.txt      installs only ./wheels, hash-pinned (core/wheelhouse.py)
     wheels/*.whl          every package the image family lacks (its lock, training/requirements/,
                           or the user project's requirements.<family>.lock)
     training/...          the runner package (.py and data files; no caches, no tests)
@@ -22,9 +22,9 @@ import io
 import tarfile
 from pathlib import Path
 
-from infra import wheelhouse as wheelhouse_mod
-from infra.image_contents import family
-from infra.wheelhouse import BundleError, Wheelhouse
+from core import wheelhouse as wheelhouse_mod
+from core.image_contents import family
+from core.wheelhouse import BundleError, Wheelhouse
 from training import contract
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

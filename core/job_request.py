@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from infra.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
-from infra.workflow_settings import WorkflowSettings
+from core.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
+from core.workflow_settings import WorkflowSettings
 from training import contract
 
 # --- Container ---------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def training_request(s: WorkflowSettings, values: Values = from_state) -> dict[s
         "RetryStrategy": {"MaximumRetryAttempts": SAGEMAKER_RETRY_ATTEMPTS},
         "Environment": {
             **CONTAINER_ENVIRONMENT,
-            **s.efa_environment,  # what the image's toolkit misses for this type (infra/efa)
+            **s.efa_environment,  # what the image's toolkit misses for this type (core/efa.py)
             # Traceability: the execution ARN may hold characters tag values reject; the
             # environment accepts any string and DescribeTrainingJob returns it.
             **values(EXECUTION_ARN_ENV, "$$.Execution.Id", "execution_arn"),

@@ -1,7 +1,7 @@
 """The rules each cluster and stack setting is checked with, at synth and in the operator CLI.
 
 Each validator takes a raw value (a cdk.json value or a `-c` string) and returns the typed one,
-or raises ConfigError with one line: key, value, what is allowed. infra/config.py applies them
+or raises ConfigError with one line: key, value, what is allowed. core/config.py applies them
 to the whole TrainingConfig; `trainops start` and `trainops.sdk` apply them to one run's input.
 """
 
@@ -14,7 +14,7 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-from infra.instance_types import (
+from core.instance_types import (
     _NEURON_FAMILIES,
     MIN_FRAMEWORK_VERSION,
     SMDDP_FRAMEWORK_RANGE,
@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 # --- Limits (SageMaker / Scheduler / CloudFormation) -------------------------------------------
 CONTEXT_KEY = "training"  # cdk.json context object; overrides are `-c training.<field>=<value>`
-MAX_INSTANCE_COUNT = 64  # a typo guard (20 for 2); same as infra.execution_input
+MAX_INSTANCE_COUNT = 64  # a typo guard (20 for 2); same as core.execution_input
 MAX_RUNTIME_S = 28 * 24 * 3600  # SageMaker's 28-day ceiling for MaxRuntime / MaxWait
 MAX_KEEP_ALIVE_S = 3600  # warm-pool KeepAlivePeriodInSeconds ceiling
 MAX_VOLUME_GB = 16384

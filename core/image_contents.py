@@ -1,6 +1,6 @@
 """What each training-image family ships, and the Python/platform its wheels must match.
 
-The bundle brings everything the job needs beyond the image (infra/wheelhouse.py). This module
+The bundle brings everything the job needs beyond the image (core/wheelhouse.py). This module
 says what "the image" is: the packages it already has (never re-downloaded, downgraded or
 shadowed by the bundle) and the interpreter and platform that binary wheels must fit.
 
@@ -163,7 +163,7 @@ FAMILIES: dict[str, ImageFamily] = {
 
 
 #: The newest PyTorch version of the SMDDP-era images (SMDDP's last supported framework, which
-#: infra/config.py enforces for backend=smddp); later ones are "current".
+#: core/config.py enforces for backend=smddp); later ones are "current".
 LAST_SMDDP_FRAMEWORK = "2.3.0"
 
 

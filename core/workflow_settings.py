@@ -1,7 +1,7 @@
 """What one deployment fixes about every run: the resources and the configured defaults.
 
 `WorkflowSettings` feeds the state machine definition (infra/workflow_definition.py) and the
-CreateTrainingJob request (infra/job_request.py). The stack publishes it as the `JobSettings`
+CreateTrainingJob request (core/job_request.py). The stack publishes it as the `JobSettings`
 output, so the notebook path (trainops.sdk) builds its requests from the very same values.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from infra import efa
-from infra import execution_input as ei
+from core import efa
+from core import execution_input as ei
 from training import contract
 
 # --- Job names ---------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ class WorkflowSettings:
     model_approval_status: str = "PendingManualApproval"
     backoff_base_s: int = 300
     backoff_max_s: int = 3600
-    #: EFA settings the image's toolkit would miss for instance_type (infra/efa.py).
+    #: EFA settings the image's toolkit would miss for instance_type (core/efa.py).
     efa_environment: Mapping[str, str] = field(default_factory=dict)
     #: "sync" for AWS; "request-response" only for tests in moto (no .sync there).
     integration: Literal["sync", "request-response"] = "sync"

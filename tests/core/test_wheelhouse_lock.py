@@ -1,4 +1,4 @@
-"""`make lock` (infra/wheelhouse_lock.py) against PyPI: a project pin that contradicts the image
+"""`make lock` (core/wheelhouse_lock.py) against PyPI: a project pin that contradicts the image
 fails with pip's own conflict lines; what the image ships is never brought."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import wheelhouse_lock as wl
-from infra.image_contents import FAMILIES
+from core import wheelhouse_lock as wl
+from core.image_contents import FAMILIES
 
 #: The SMDDP image reduced to torch and torchvision (their closure as pip reported it, at the
 #: image's versions): enough for pip to meet the image's pins without downloading torch.

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from infra import config as _config
+from core import config as _config
 from training import contract
 
 #: Who started a run: the retraining schedule, `trainops start`, a notebook (trainops.sdk), or
@@ -31,6 +31,8 @@ from training import contract
 TRIGGERS = ("schedule", "operator", "sdk", "new-data")
 NEW_DATA_TRIGGER = "new-data"
 DEFAULT_TRIGGER = "operator"
+#: The execution input of every scheduled run (the workflow merges it over its defaults).
+SCHEDULED_INPUT: dict[str, str] = {"trigger": "schedule"}
 INPUT_KEYS = (
     "hyperparameters",
     "instance_count",
@@ -56,7 +58,7 @@ SCRIPT_MODE_HYPERPARAMETERS = (
 )
 #: User + default hyperparameters may use what the framework keys leave of SageMaker's 100
 #: (the script-mode keys plus at most one launcher flag).
-#: The same number as infra.config (which keeps one spare slot).
+#: The same number as core.config (which keeps one spare slot).
 MAX_USER_HYPERPARAMETERS = _config.MAX_USER_HYPERPARAMETERS
 #: SMDDP runs only on these (p4d, p4de, p3dn; not p5: docs/facts.md).
 SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.image_contents import family_for_image
+from core.image_contents import family_for_image
 
 _V4_7_NCCL = (
     "ml.g4dn.8xlarge",

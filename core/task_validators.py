@@ -1,6 +1,6 @@
 """The rules for what a job runs: hyperparameters, the user's project, its task config, the
 extra channels and the metrics that get MetricDefinitions (one-line ConfigErrors, as in
-infra/validators.py, which holds the cluster and stack rules)."""
+core/validators.py, which holds the cluster and stack rules)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infra.validators import (
+from core.validators import (
     MAX_HYPERPARAMETER_LEN,
     MAX_HYPERPARAMETERS,
     MAX_USER_HYPERPARAMETERS,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from infra.image_contents import REHEARSAL_PYTHON, ImageFamily, family
+from core.image_contents import REHEARSAL_PYTHON, ImageFamily, family
 from training.contract import WHEELHOUSE_DIR
 
 #: Above this the bundle is refused: every host downloads and unpacks it before training, and a

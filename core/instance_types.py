@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from infra.image_contents import LAST_SMDDP_FRAMEWORK
+from core.image_contents import LAST_SMDDP_FRAMEWORK
 
 # --- Instance knowledge ---
 #: Instances SMDDP supports (AWS docs; P3 is no longer optimized, P5 is not supported).

@@ -1,4 +1,4 @@
-"""infra/execution_input.py: the operator-side validator, one exact one-line message per rule."""
+"""core/execution_input.py: the operator-side validator, one exact one-line message per rule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra import execution_input as ei
+from core import execution_input as ei
 
 ALLOWED = "hyperparameters, instance_count, instance_type, spot, train_s3_uri, trigger"
 DEFAULTS = {"epochs": "10"}

@@ -1,4 +1,4 @@
-"""EFA settings per image family and instance type (infra/efa.py), checked against the real
+"""EFA settings per image family and instance type (core/efa.py), checked against the real
 toolkit's lists, carried in the job request and reported by preflight."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import json
 import pytest
 import sagemaker_training
 
-from infra import efa
-from infra.config import TrainingConfig, load_cdk_json_context
-from infra.instance_types import training_instance_types
-from infra.job_request import training_request
-from infra.workflow_settings import WorkflowSettings
+from core import efa
+from core.config import TrainingConfig, load_cdk_json_context
+from core.instance_types import training_instance_types
+from core.job_request import training_request
+from core.workflow_settings import WorkflowSettings
 from tests.infra.test_workflow_definition import SETTINGS
 from trainops import preflight as pf
 from trainops.run_input import CDK_JSON

@@ -1,6 +1,6 @@
 """`make lock`: resolve what each image family's jobs need into a hashed wheel lock.
 
-    python -m infra.wheelhouse_lock [FAMILY ...]      (needs PyPI; synth never does)
+    python -m core.wheelhouse_lock [FAMILY ...]      (needs PyPI; synth never does)
 
 For each family, pip resolves for the image's Python and platform, binary wheels only: first
 the image's own packages alone (closure A: once per image and machine, kept under the wheel
@@ -9,7 +9,7 @@ image's packages plus `training/requirements/<family>.in` (and a project's requi
 every package of A offered as a metadata-only stub wheel capped at A's version (closure B: no
 torch download; a re-lock after a one-line change runs pip once, for what changed). The lock is
 what B needs for those lines, less the image's certain packages at the image's version: those
-its build files name (`infra/image_contents.py`) and what they pin exactly. A line that
+its build files name (`core/image_contents.py`) and what they pin exactly. A line that
 contradicts the image's pins fails B, and the lock fails with pip's own conflict lines.
 
 Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned:
@@ -40,9 +40,9 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from infra import wheelhouse
-from infra.image_contents import FAMILIES, REHEARSAL_PYTHON, ImageFamily, family
-from infra.wheelhouse import cache_dir, clean_pip_env, lock_command, lock_inputs, project_lock
+from core import wheelhouse
+from core.image_contents import FAMILIES, REHEARSAL_PYTHON, ImageFamily, family
+from core.wheelhouse import cache_dir, clean_pip_env, lock_command, lock_inputs, project_lock
 
 #: PEP 691 JSON form of PyPI's simple index (files of every version, with sha256 digests).
 PYPI_SIMPLE = "https://pypi.org/simple/{name}/"

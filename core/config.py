@@ -3,9 +3,9 @@
 Config flows one way: cdk.json context (and `-c` overrides) -> `TrainingConfig.from_context`
 -> constructs. This module must not import aws_cdk, so the operator CLI can apply the same rules
 to its overrides before it sends anything. Every error is one line naming key, value and what
-is allowed. The per-setting rules live in infra/validators.py (cluster and stack) and
-infra/task_validators.py (what the job runs), the instance facts in infra/instance_types.py;
-this module re-exports them, so `infra.config` stays the one name the rules are used by.
+is allowed. The per-setting rules live in core/validators.py (cluster and stack) and
+core/task_validators.py (what the job runs), the instance facts in core/instance_types.py;
+this module re-exports them, so `core.config` stays the one name the rules are used by.
 
 Where the values come from (later wins):
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from infra.image_contents import family_for_framework
-from infra.instance_types import (  # noqa: F401 (re-exported: infra.config is the rules' one name)
+from core.image_contents import family_for_framework
+from core.instance_types import (  # noqa: F401 (re-exported: core.config is the rules' one name)
     _EIGHT_GPU_FAMILIES,
     _GPUS_BY_SIZE,
     _NEURON_FAMILIES,
@@ -43,7 +43,7 @@ from infra.instance_types import (  # noqa: F401 (re-exported: infra.config is t
     pytorch_training_images,
     training_instance_types,
 )
-from infra.task_validators import (  # noqa: F401 (re-exported)
+from core.task_validators import (  # noqa: F401 (re-exported)
     _CHANNEL_NAME,
     _HP_KEY,
     _NUMBER_RULE,
@@ -57,7 +57,7 @@ from infra.task_validators import (  # noqa: F401 (re-exported)
     validate_source_dir,
     validate_task_config,
 )
-from infra.validators import (  # noqa: F401 (re-exported)
+from core.validators import (  # noqa: F401 (re-exported)
     _CRON_FIELDS,
     _DOW,
     _MON,
@@ -189,7 +189,7 @@ class TrainingConfig:
 
     @property
     def image_family(self) -> str:
-        """A key of infra.image_contents.FAMILIES: the SMDDP-era DLC (<= 2.3.0) or a current one."""
+        """A key of core.image_contents.FAMILIES: the SMDDP-era DLC (<= 2.3.0) or a current one."""
         return family_for_framework(self.framework_version)
 
     @property
@@ -271,7 +271,7 @@ def _unknown_key_hint(key: str) -> str:
 
     close = difflib.get_close_matches(key.split(".")[0], _FIELD_NAMES, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"unknown training setting{hint}; known: see TrainingConfig in infra/config.py"
+    return f"unknown training setting{hint}; known: see TrainingConfig in core/config.py"
 
 
 def _validated(v: dict[str, Any]) -> dict[str, Any]:
