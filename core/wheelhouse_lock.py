@@ -12,9 +12,11 @@ what B needs for those lines, less the image's certain packages at the image's v
 its build files name (`core/image_contents.py`) and what they pin exactly. A line that
 contradicts the image's pins fails B, and the lock fails with pip's own conflict lines.
 
-Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned:
-it fits every image family's Python and the emulator's, and the packages concerned (aiohttp and
-its helpers) are not on the training hot path.
+Where a locked version also publishes a pure-Python wheel (`py3-none-any`), that one is pinned
+in place of a CPython extension wheel: it fits every image family's Python and the emulator's,
+and the packages concerned (aiohttp and its helpers) are not on the training hot path. A platform
+wheel tied to no CPython ABI (`py3-none-manylinux_...`: soundfile's) is kept: it carries a native
+library (libsndfile) that its pure twin expects from the system, and no image installs it.
 
 Each line is a pip requirement pinned to one file's sha256, with the file name as a comment
 (synth checks its tags offline). The header records the .in file's sha256, so a stale lock fails
@@ -182,8 +184,12 @@ def pip_reason(stdout: str, stderr: str) -> str:
 
 
 def prefer_pure(entry: dict[str, str]) -> dict[str, str]:
-    """The same version's py3-none-any wheel, when PyPI has one."""
-    if entry["url"].endswith("-py3-none-any.whl"):
+    """The same version's py3-none-any wheel in place of a CPython extension wheel, when PyPI
+    has one; a wheel with no CPython ABI (pure, or bundling a native library) as it is."""
+    filename = entry["url"].rsplit("/", 1)[-1]
+    if filename.endswith(".whl") and all(
+        t.abi == "none" for t in parse_wheel_filename(filename)[3]
+    ):
         return entry
     for f in _pypi_files(entry["name"]):
         name, version, _, tags = (

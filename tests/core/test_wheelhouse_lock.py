@@ -71,3 +71,43 @@ def test_pips_reason_is_its_error_and_conflict_lines() -> None:
     assert wl.pip_reason("", "ERROR: No matching distribution found for nope==1\n") == (
         "ERROR: No matching distribution found for nope==1"
     )
+
+
+#: soundfile 0.14.0's files on PyPI: a pure wheel that loads the system's libsndfile, and
+#: platform wheels tied to no CPython ABI that bundle it.
+SOUNDFILE = [
+    "soundfile-0.14.0-py2.py3-none-any.whl",
+    "soundfile-0.14.0-py2.py3-none-macosx_11_0_arm64.whl",
+    "soundfile-0.14.0-py2.py3-none-manylinux_2_28_x86_64.whl",
+    "soundfile-0.14.0.tar.gz",
+]
+AIOHTTP = [
+    "aiohttp-3.14.5-cp311-cp311-manylinux_2_17_x86_64.whl",
+    "aiohttp-3.14.5-py3-none-any.whl",
+]
+
+
+def _entry(filename: str) -> dict[str, str]:
+    name, version = filename.split("-")[:2]
+    return {"name": name, "version": version, "url": f"https://files/{filename}", "sha256": "x"}
+
+
+def test_the_pure_wheel_replaces_an_extension_wheel_never_one_bundling_a_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lock once pinned soundfile's pure wheel: the job then failed on `cannot load library
+    'libsndfile.so'` (no PyTorch image installs it), where pip's manylinux pick carries it."""
+    files = {"soundfile": SOUNDFILE, "aiohttp": AIOHTTP}
+    monkeypatch.setattr(
+        wl,
+        "_pypi_files",
+        lambda name: [
+            {"filename": f, "url": f"https://files/{f}", "hashes": {"sha256": f}}
+            for f in files[name]
+        ],
+    )
+    bundling = _entry("soundfile-0.14.0-py2.py3-none-manylinux_2_28_x86_64.whl")
+    assert wl.prefer_pure(bundling) == bundling
+    extension = wl.prefer_pure(_entry("aiohttp-3.14.5-cp311-cp311-manylinux_2_17_x86_64.whl"))
+    assert extension["url"] == "https://files/aiohttp-3.14.5-py3-none-any.whl"
+    assert extension["sha256"] == "aiohttp-3.14.5-py3-none-any.whl"
