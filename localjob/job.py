@@ -47,7 +47,7 @@ DLC_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
 CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
 MAX_LOCAL_HOSTS = 9
 #: Where SageMaker mounts a host's folder; locally each host's SAGEMAKER_BASE_DIR.
-SAGEMAKER_ROOT = "/opt/ml"
+SAGEMAKER_ROOT = contract.SAGEMAKER_ROOT
 #: What a job's processes see as PATH beside the host's own bin (the image's system tools).
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
@@ -258,7 +258,7 @@ class LocalTrainingJob:
         env.update(self.spec.environment)
         env.update(
             {
-                "SAGEMAKER_BASE_DIR": str(host.base_dir),
+                contract.BASE_DIR_ENV: str(host.base_dir),
                 "SAGEMAKER_TRAINING_MODULE": DLC_TRAINING_MODULE,
                 "TRAINING_JOB_NAME": self.spec.job_name,
                 CHECKPOINT_DIR_ENV: str(host.checkpoint_dir),
@@ -451,9 +451,7 @@ def _host_path(value: str, base_dir: Path) -> str:
     if isinstance(decoded, str) and decoded != value:
         mapped = _host_path(decoded, base_dir)
         return value if mapped == decoded else json.dumps(mapped)
-    if value == SAGEMAKER_ROOT or value.startswith(SAGEMAKER_ROOT + "/"):
-        return str(base_dir) + value[len(SAGEMAKER_ROOT) :]
-    return value
+    return contract.moved_path(value, str(base_dir))
 
 
 def _write_json(path: Path, data: object) -> None:

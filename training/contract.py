@@ -26,6 +26,10 @@ VALIDATION_CHANNEL = "validation"
 CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL)
 
 # --- Locations inside the container ------------------------------------------------------------
+#: The host's SageMaker folder (the toolkit's base dir); the local executor moves it per
+#: simulated host and says where in the env var SAGEMAKER_BASE_DIR (as the toolkit reads it).
+SAGEMAKER_ROOT = "/opt/ml"
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 #: Where SageMaker puts each input channel: <CHANNEL_ROOT>/<channel name>/...
 CHANNEL_ROOT = "/opt/ml/input/data"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
@@ -315,6 +319,14 @@ def parse_hyperparameter(name: str, value: str) -> int | float | str:
     ):
         raise bad
     return typed
+
+
+def moved_path(value: str, base_dir: str) -> str:
+    """A path under SAGEMAKER_ROOT, as the same path under a moved base dir; other values
+    as they are."""
+    if value == SAGEMAKER_ROOT or value.startswith(SAGEMAKER_ROOT + "/"):
+        return base_dir.rstrip("/") + value[len(SAGEMAKER_ROOT) :]
+    return value
 
 
 # --- Environment knobs the local runner sets (none of them exists on SageMaker) ----------------

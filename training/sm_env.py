@@ -269,8 +269,8 @@ def read(
 
     if env.get(contract.CHECKPOINT_DIR_ENV):
         checkpoint_dir = Path(env[contract.CHECKPOINT_DIR_ENV])
-    elif on_sagemaker and env.get("SAGEMAKER_BASE_DIR"):
-        checkpoint_dir = Path(env["SAGEMAKER_BASE_DIR"]) / "checkpoints"
+    elif on_sagemaker and env.get(contract.BASE_DIR_ENV):
+        checkpoint_dir = Path(env[contract.BASE_DIR_ENV]) / "checkpoints"
     elif on_sagemaker:
         checkpoint_dir = Path(contract.CHECKPOINT_DIR)
     else:

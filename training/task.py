@@ -20,6 +20,7 @@ import copy
 import inspect
 import io
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -99,6 +100,7 @@ def read_config(path: Path, code_root: Path | None = None) -> dict[str, Any]:
         data = config_forms.unwrap_subcommand(data)
         if code_root is not None:
             data = config_forms.fill_class_paths(data, code_root, path.name)
+        data = config_forms.host_paths(data, os.environ)
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise ConfigError(
             f"{path}: expected a LightningCLI config with model: (class_path, init_args) and "

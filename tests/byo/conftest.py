@@ -22,6 +22,10 @@ REGRESS_CONFIG = "config.yaml"
 #: lightning-hydra-template-style repo (src/ layout, injected net, OptimizerCallable +
 #: LRSchedulerCallable, `val/` names, a full --print_config dump with a logger).
 PLAIN, COURSE, HYDRA = "plain_project", "course_project", "hydra_project"
+#: A project written for SageMaker's PyTorch estimator (tests/byo/test_estimator_project.py):
+#: flat modules star-imported, a LightningCLI subclass fixing AdamW + ReduceLROnPlateau, a
+#: class-less config naming /opt/ml paths (the channel root, a logger's save_dir).
+ESTIMATOR, ESTIMATOR_CONFIG = "estimator_project", "configs/train.yaml"
 STYLE_CONFIGS = {PLAIN: "config.yaml", COURSE: "config.yaml", HYDRA: "configs/train.yaml"}
 
 
@@ -55,3 +59,8 @@ def hydra(tmp_path: Path) -> Path:
 @pytest.fixture
 def plain(tmp_path: Path) -> Path:
     return copy_project(PLAIN, tmp_path)
+
+
+@pytest.fixture
+def estimator(tmp_path: Path) -> Path:
+    return copy_project(ESTIMATOR, tmp_path)
