@@ -65,15 +65,10 @@ def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
     return out_dir
 
 
-def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
-    """Write the built-in dataset as a channel folder and upload it under the train prefix."""
+def upload_folder(aws: Aws, folder: Path, train_uri: str) -> list[str]:
+    """Every file of a channel folder, under the train prefix at the same relative path."""
     from localaws.training_jobs import parse_s3_uri
 
-    # torch + scikit-learn: only when needed
-    from training.tasks.digits.data import write_default_dataset
-
-    folder = work / "dataset"
-    write_default_dataset(folder)
     bucket, prefix = parse_s3_uri(train_uri)
     keys = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -81,6 +76,16 @@ def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
         aws.client("s3").upload_file(str(path), bucket, key)
         keys.append(key)
     return keys
+
+
+def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
+    """Write the built-in dataset as a channel folder and upload it under the train prefix."""
+    # torch + scikit-learn: only when needed
+    from training.tasks.digits.data import write_default_dataset
+
+    folder = work / "dataset"
+    write_default_dataset(folder)
+    return upload_folder(aws, folder, train_uri)
 
 
 def deploy_with_data(
@@ -91,8 +96,10 @@ def deploy_with_data(
     echo: Callable[[str], None] = print,
     lap: Callable[[str], None] = lambda _: None,
     step: str = "",
+    data: Path | None = None,
 ) -> tuple[Aws, StackOutputs]:
-    """Deploy the assembly to the running emulator and upload the default dataset."""
+    """Deploy the assembly to the running emulator and upload the train channel's data: the
+    `data` folder, else the default dataset."""
     from localaws.deploy import deploy
 
     deployed = deploy(emulator, assembly, stack_name)
@@ -101,8 +108,12 @@ def deploy_with_data(
     lap("deploy")
     aws = Aws(region=emulator.region, endpoint_url=emulator.endpoint_url)
     outputs = stack_outputs(aws, stack_name)
-    echo(f"{step}uploading the default dataset to {outputs.train_data_uri}")
-    upload_default_dataset(aws, outputs.train_data_uri, work)
+    if data is None:
+        echo(f"{step}uploading the default dataset to {outputs.train_data_uri}")
+        upload_default_dataset(aws, outputs.train_data_uri, work)
+    else:
+        keys = upload_folder(aws, data, outputs.train_data_uri)
+        echo(f"{step}uploaded {len(keys)} files of {data} to {outputs.train_data_uri}")
     lap("upload")
     return aws, outputs
 

@@ -1,10 +1,11 @@
 """`trainops emulator`: the embedded AWS as a server, with the stack deployed and data uploaded.
 
-Synthesizes the demo's CPU configuration, starts the emulator on 127.0.0.1, deploys the stack,
-uploads the default dataset, prints the endpoint URL, the stack outputs and a line `ready`, and
-serves until interrupted. Any client can then be pointed at it: `trainops.sdk.Stack(
-endpoint_url=URL)` in a notebook, `aws --endpoint-url URL ...`, boto3, `trainops start
---endpoint-url URL`. Training jobs from every client run on the local executor.
+Synthesizes the demo's CPU configuration (`-c` adds context: a project's
+`training.source_dir`), starts the emulator on 127.0.0.1, deploys the stack, uploads the train
+channel's data (`--data DIR`, else the default dataset), prints the endpoint URL, the stack
+outputs and a line `ready`, and serves until interrupted. Any client can then be pointed at it:
+`trainops.sdk.Stack(endpoint_url=URL)` in a notebook, `aws --endpoint-url URL ...`, boto3,
+`trainops start --endpoint-url URL`. Training jobs from every client run on the local executor.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from trainops.rehearsal import RehearsalError, context_overrides
 
 
 def serve(
-    *, work: Path, port: int, stack_name: str, as_json: bool, verbose: bool, context: dict[str, str]
+    *,
+    work: Path,
+    port: int,
+    stack_name: str,
+    as_json: bool,
+    verbose: bool,
+    context: dict[str, str],
+    data: Path | None = None,
 ) -> int:
     from localaws.server import EmbeddedAws
 
@@ -39,7 +47,7 @@ def serve(
     log = note if verbose else None
     with EmbeddedAws(work / "aws", port=port, echo=log) as emulator:
         note(f"deploying {stack_name} to {emulator.endpoint_url}")
-        _, outputs = deploy_with_data(emulator, assembly, stack_name, work, note)
+        _, outputs = deploy_with_data(emulator, assembly, stack_name, work, note, data=data)
         if as_json:
             summary = {
                 "endpoint_url": emulator.endpoint_url,
@@ -76,6 +84,9 @@ def _handle(args: argparse.Namespace) -> int:
     except RehearsalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.data is not None and not args.data.is_dir():
+        print(f"error: --data {args.data}: not a folder", file=sys.stderr)
+        return 2
     if not 0 <= args.port <= 65535:
         print(f"error: --port {args.port}: expected 0 (any free port) to 65535", file=sys.stderr)
         return 2
@@ -86,6 +97,7 @@ def _handle(args: argparse.Namespace) -> int:
         as_json=args.json,
         verbose=args.verbose,
         context=context,
+        data=args.data,
     )
 
 
@@ -100,5 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON line: endpoint, outputs")
     p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
     add_context_option(p, "extra CDK context on top of the demo's (e.g. -c training.backend=smddp)")
+    p.add_argument(
+        "--data", type=Path, help="train channel folder to upload (default: built-in dataset)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
     p.set_defaults(handler=_handle)

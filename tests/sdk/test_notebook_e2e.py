@@ -49,7 +49,7 @@ print(job["ModelArtifacts"]["S3ModelArtifacts"])
 class Server:
     """A running `trainops emulator`: its endpoint and outputs, read from its --json line."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *extra: str) -> None:
         self.log = (work / "emulator.log").open("w")
         folder = str(work / "emulator")
         self.process = subprocess.Popen(
@@ -63,6 +63,7 @@ class Server:
                 "--json",
                 "--work",
                 folder,
+                *extra,
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
