@@ -33,6 +33,7 @@ from core.config import TrainingConfig, load_cdk_json_context
 from localaws.deploy import deploy
 from localaws.server import EmbeddedAws
 from tests import timing
+from tests.job_statuses import secondary_statuses
 from trainops import runs
 from trainops.aws import Aws, StackOutputs, stack_outputs
 from trainops.demo import DEMO_CONTEXT, REPO, synth, upload_default_dataset
@@ -122,7 +123,7 @@ class E2eStack:
         lines = [f"execution status: {status or '?'}; jobs: {names}"]
         if names:
             job = self.describe_job(names[-1])
-            transitions = [t["Status"] for t in job.get("SecondaryStatusTransitions", [])]
+            transitions = secondary_statuses(job)
             lines.append(f"{names[-1]}: {job.get('TrainingJobStatus')} {transitions}")
             lines.append(job.get("FailureReason", ""))
             run = self.emulator.sagemaker.runs.get(names[-1])
@@ -191,6 +192,12 @@ def invalid_requests(calls: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
         except ValueError as exc:
             problems.append(f"{service}.{operation}: {exc}")
     return problems
+
+
+def valid_operations(calls: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]]:
+    """The (service, operation) pairs of the captured calls, once each is valid for the real API."""
+    assert invalid_requests(calls) == []
+    return {(service, operation) for service, operation, _ in calls}
 
 
 def run_cli(

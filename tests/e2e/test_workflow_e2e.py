@@ -20,6 +20,7 @@ from core.execution_input import SCHEDULED_INPUT
 from infra import workflow_definition as wd
 from localaws.training_jobs import CAPACITY_FAILURE, parse_s3_uri
 from tests import timing
+from tests.job_statuses import COMPLETED, secondary_statuses
 from training import contract
 from trainops import runs
 
@@ -74,13 +75,7 @@ def test_scheduled_run_trains_on_two_hosts_and_notifies(
 
     job = stack.client("sagemaker").describe_training_job(TrainingJobName=name)
     assert job["TrainingJobStatus"] == "Completed"
-    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
-        "Starting",
-        "Downloading",
-        "Training",
-        "Uploading",
-        "Completed",
-    ]
+    assert secondary_statuses(job) == COMPLETED
 
     # The model: one file set (rank 0 only), trained by world size 2.
     assert result["model_artifacts"] == job["ModelArtifacts"]["S3ModelArtifacts"]
@@ -193,7 +188,7 @@ def test_empty_train_channel_fails_before_training_without_retry(stack: E2eStack
     job = stack.client("sagemaker").describe_training_job(
         TrainingJobName=request["TrainingJobName"]
     )
-    assert "Training" not in [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    assert "Training" not in secondary_statuses(job)
     assert job["FailureReason"].startswith("ClientError: Data download failed")
     (note,) = stack.notifications(arn)
     assert empty in note["Message"]["cause"]
@@ -470,7 +465,7 @@ def test_spot_interruption_restarts_the_same_job_from_its_checkpoints(stack: E2e
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert len(stack.requests_of(arn)) == 1  # the same job, not a workflow retry
     job = stack.client("sagemaker").describe_training_job(TrainingJobName=name)
-    statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    statuses = secondary_statuses(job)
     assert statuses.count("Interrupted") == 1
     assert statuses[-2:] == ["Uploading", "Completed"]
     assert all(h.process.poll() is not None for h in first_hosts)
