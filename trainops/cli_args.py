@@ -78,6 +78,19 @@ def job_of_command(args: argparse.Namespace) -> tuple[Aws, str]:
     return aws, job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
 
 
+def refusing(handler: Handler, *input_errors: type[Exception]) -> Handler:
+    """`error: <one line>` and exit 2 for bad input (`input_errors`): the local commands',
+    which talk to no deployed stack."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except input_errors as exc:
+            return _error(exc, 2)
+
+    return run
+
+
 def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
     """`error: <one line>` and exit 2 for bad input (INPUT_ERRORS + `input_errors`), exit 1
     for what is not there (StackNotFound, any LookupError) and for what AWS answered."""
@@ -87,16 +100,17 @@ def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
         try:
             return handler(args)
         except bad_input as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return _error(exc, 2)
         except (StackNotFound, LookupError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return _error(exc, 1)
         except AWS_ERRORS as exc:
             if args.verbose:
                 traceback.print_exc()
-            ctx = Context(args.command, args.stack_name, args.profile)
-            print(f"error: {explain(exc, ctx)}", file=sys.stderr)
-            return 1
+            return _error(explain(exc, Context(args.command, args.stack_name, args.profile)), 1)
 
     return run
+
+
+def _error(what: object, code: int) -> int:
+    print(f"error: {what}", file=sys.stderr)
+    return code

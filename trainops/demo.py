@@ -67,7 +67,7 @@ def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
 
 def upload_default_dataset(aws: Aws, train_uri: str, work: Path) -> list[str]:
     """Write the built-in dataset as a channel folder and upload it under the train prefix."""
-    from localaws.training_jobs import parse_s3_uri
+    from localaws.job_s3 import parse_s3_uri
 
     # torch + scikit-learn: only when needed
     from training.tasks.digits.data import write_default_dataset

@@ -18,7 +18,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from trainops.cli_args import add_context_option
+from trainops.cli_args import add_context_option, refusing
 from trainops.demo import DEMO_CONTEXT, deploy_with_data, synth
 from trainops.rehearsal import RehearsalError, context_overrides
 
@@ -67,18 +67,11 @@ def serve(
 
 
 def _handle(args: argparse.Namespace) -> int:
+    context = context_overrides(args.context)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-emulator-"))
     if args.work and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    try:
-        context = context_overrides(args.context)
-    except RehearsalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not 0 <= args.port <= 65535:
-        print(f"error: --port {args.port}: expected 0 (any free port) to 65535", file=sys.stderr)
-        return 2
     return serve(
         work=work,
         port=args.port,
@@ -95,10 +88,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the embedded AWS with the stack deployed, for any client (notebook, CLI)",
         description=__doc__,
     )
-    p.add_argument("--port", type=int, default=4566, help="127.0.0.1 port (0: any free one)")
+    p.add_argument("--port", type=_port, default=4566, help="127.0.0.1 port (0: any free one)")
     p.add_argument("--stack-name", default="SageMakerTraining")
     p.add_argument("--json", action="store_true", help="one JSON line: endpoint, outputs")
     p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
     add_context_option(p, "extra CDK context on top of the demo's (e.g. -c training.backend=smddp)")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
-    p.set_defaults(handler=_handle)
+    p.set_defaults(handler=refusing(_handle, RehearsalError))
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 (any free port) to 65535")
+    return int(text)

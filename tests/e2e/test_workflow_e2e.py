@@ -18,7 +18,8 @@ import yaml
 from core import execution_input as ei
 from core.execution_input import SCHEDULED_INPUT
 from infra import workflow_definition as wd
-from localaws.training_jobs import CAPACITY_FAILURE, parse_s3_uri
+from localaws.job_s3 import parse_s3_uri
+from localaws.training_jobs import CAPACITY_FAILURE
 from tests import timing
 from tests.job_statuses import COMPLETED, secondary_statuses
 from training import contract
