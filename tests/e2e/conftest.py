@@ -14,9 +14,11 @@ tests check the real backoff table without sleeping through it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 
 from core.config import TrainingConfig, load_cdk_json_context
 from localaws.deploy import deploy
+from localaws.job_s3 import parse_s3_uri
 from localaws.server import EmbeddedAws
 from tests import timing
 from tests.job_statuses import secondary_statuses
@@ -198,6 +201,18 @@ def valid_operations(calls: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[
     """The (service, operation) pairs of the captured calls, once each is valid for the real API."""
     assert invalid_requests(calls) == []
     return {(service, operation) for service, operation, _ in calls}
+
+
+def read_model(stack: E2eStack, uri: str) -> dict[str, bytes]:
+    """The files of a model.tar.gz on the emulated S3, by name."""
+    bucket, key = parse_s3_uri(uri)
+    body = stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        return {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
 
 
 def run_cli(
