@@ -17,46 +17,35 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from trainops.cli_args import add_context_option, refusing
 from trainops.demo import DEMO_CONTEXT, deploy_with_data, synth
 from trainops.rehearsal import RehearsalError, context_overrides
 
 
-def serve(
-    *, work: Path, port: int, stack_name: str, as_json: bool, verbose: bool, context: dict[str, str]
-) -> int:
+def serve(args: argparse.Namespace) -> int:
+    """The command: deploy into a fresh emulator, print how to reach it, serve until a signal."""
     from localaws.server import EmbeddedAws
 
     def note(line: str) -> None:  # progress goes to stderr: stdout is for the URL and outputs
         print(line, file=sys.stderr, flush=True)
 
+    context = context_overrides(args.context)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-emulator-"))
+    if args.work and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stack_name = args.stack_name
     note("synthesizing the CDK app (CPU demo configuration)")
     assembly = synth(work / "cdk.out", {**DEMO_CONTEXT, **context}, stack_name)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    log = note if verbose else None
-    with EmbeddedAws(work / "aws", port=port, echo=log) as emulator:
+    with EmbeddedAws(work / "aws", port=args.port, echo=note if args.verbose else None) as emulator:
         note(f"deploying {stack_name} to {emulator.endpoint_url}")
         _, outputs = deploy_with_data(emulator, assembly, stack_name, work, note)
-        if as_json:
-            summary = {
-                "endpoint_url": emulator.endpoint_url,
-                "region": emulator.region,
-                "stack_name": stack_name,
-                "outputs": outputs.values,
-            }
-            print(json.dumps(summary, sort_keys=True), flush=True)
-        else:
-            print(f"endpoint: {emulator.endpoint_url}  (region {emulator.region})")
-            for key, value in sorted(outputs.values.items()):
-                shown = value if len(value) < 200 else f"<{len(value)} chars of JSON>"
-                print(f"  {key} = {shown}")
-            print(
-                f"use it: Stack({stack_name!r}, endpoint_url={emulator.endpoint_url!r}) "
-                f"or --endpoint-url {emulator.endpoint_url}"
-            )
+        _print_endpoint(emulator, stack_name, outputs.values, args.json)
         print("ready", flush=True)
         # A process-directed signal may land on any thread, and a lock wait without a timeout
         # is not interrupted then: wake up to let the main thread run the handler.
@@ -66,19 +55,23 @@ def serve(
     return 0
 
 
-def _handle(args: argparse.Namespace) -> int:
-    context = context_overrides(args.context)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-emulator-"))
-    if args.work and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    return serve(
-        work=work,
-        port=args.port,
-        stack_name=args.stack_name,
-        as_json=args.json,
-        verbose=args.verbose,
-        context=context,
+def _print_endpoint(emulator: Any, stack_name: str, outputs: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        summary = {
+            "endpoint_url": emulator.endpoint_url,
+            "region": emulator.region,
+            "stack_name": stack_name,
+            "outputs": outputs,
+        }
+        print(json.dumps(summary, sort_keys=True), flush=True)
+        return
+    print(f"endpoint: {emulator.endpoint_url}  (region {emulator.region})")
+    for key, value in sorted(outputs.items()):
+        shown = value if len(value) < 200 else f"<{len(value)} chars of JSON>"
+        print(f"  {key} = {shown}")
+    print(
+        f"use it: Stack({stack_name!r}, endpoint_url={emulator.endpoint_url!r}) "
+        f"or --endpoint-url {emulator.endpoint_url}"
     )
 
 
@@ -94,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
     add_context_option(p, "extra CDK context on top of the demo's (e.g. -c training.backend=smddp)")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
-    p.set_defaults(handler=refusing(_handle, RehearsalError))
+    p.set_defaults(handler=refusing(serve, RehearsalError))
 
 
 def _port(text: str) -> int:
