@@ -2,9 +2,9 @@
 
 Each simulated host gets its own SageMaker-style folder (localjob/hosts.py) and its own `train`
 process: the console script of `sagemaker-training`, with `SAGEMAKER_TRAINING_MODULE` naming
-the PyTorch DLC's entry point, as inside the real container. The toolkit downloads and unpacks the code bundle,
-installs its requirements, and launches the entry script with torchrun (N hosts x M processes,
-gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
+the PyTorch DLC's entry point, as inside the real container. The toolkit downloads and unpacks
+the code bundle, installs its requirements, and launches the entry script with torchrun (N hosts
+x M processes, gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
 
 Like the real container, a host runs in an environment standing in for the image
 (localjob/image_standin.py: torch and the toolkits, no Lightning), so the bundle's requirements
