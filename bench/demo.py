@@ -15,7 +15,6 @@ direct job — the orchestration overhead without the fixed synth/deploy cost.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import parser as bench_parser
 
 TARGET_RATIO = 1.5
 _OFFLINE_ENV = {
@@ -64,7 +65,7 @@ def demo_hyperparameters() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench demo", description=__doc__)
+    parser = bench_parser("demo", __doc__)
     parser.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args(argv)

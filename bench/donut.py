@@ -9,7 +9,6 @@ ratio >= 0.98. The GPU part (bf16, a donut-base-sized random model) runs only wi
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from bench import parser as bench_parser
 
 
 def _data(samples: int, batch: int, image_size=(128, 96), max_length: int = 96):
@@ -158,7 +159,7 @@ def runner(data, epochs: int, device: str = "cpu", base: bool = False) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench donut", description=__doc__)
+    parser = bench_parser("donut", __doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=4, help="per loop, the first is warm-up")
     parser.add_argument("--samples", type=int, default=64)

@@ -29,6 +29,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from bench import parser as bench_parser
+
 WORLD = 4
 
 
@@ -174,7 +176,7 @@ def _report(title: str, peak_label: str, ddp: dict[str, float], fsdp: dict[str, 
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench sharding", description=__doc__)
+    p = bench_parser("sharding", __doc__)
     p.add_argument("--world", type=int, default=WORLD)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--depth", type=int, default=8)

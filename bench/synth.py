@@ -8,7 +8,6 @@ app; cfn-lint covers it).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -16,6 +15,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import parser as bench_parser
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.5
@@ -71,8 +72,7 @@ def measure(reps: int = 3, validation: bool = True) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench synth", description=__doc__)
-    parser.add_argument("--reps", type=int, default=3)
+    parser = bench_parser("synth", __doc__, reps=3)
     parser.add_argument("--validation", choices=("on", "off"), default="off")
     args = parser.parse_args(argv)
     result = measure(args.reps, args.validation == "on")

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from bench import parser as bench_parser
+
 
 def _data(repeat: int = 1) -> TensorDataset:
     """The default task's training split, tiled `repeat` times.
@@ -158,7 +160,7 @@ def main(argv: list[str]) -> int:
     from bench.training_transformer import Config
     from bench.training_transformer import report as report_transformer
 
-    parser = argparse.ArgumentParser(prog="python -m bench training", description=__doc__)
+    parser = bench_parser("training", __doc__)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=6, help="per run; the first is warm-up")
     parser.add_argument("--rounds", type=int, default=5)

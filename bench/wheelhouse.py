@@ -10,7 +10,6 @@ extra stays under 0.25 s (the issue asked "well under a second").
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -18,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench import parser as bench_parser
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_WARM_EXTRA_S = 0.25
@@ -64,8 +65,7 @@ def measure(reps: int, family: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench wheelhouse", description=__doc__)
-    parser.add_argument("--reps", type=int, default=3)
+    parser = bench_parser("wheelhouse", __doc__, reps=3)
     parser.add_argument("--family", choices=("smddp", "current"), default="smddp")
     args = parser.parse_args(argv)
     r = measure(args.reps, args.family)

@@ -112,14 +112,7 @@ def _constraint_problems(shape: Shape, value: Any, path: str) -> Iterator[str]:
 
 def request_problems(service: str, operation: str, params: Mapping[str, Any]) -> list[str]:
     """All problems of `params` for `service`.`operation`; [] when the API would accept it."""
-    shape = operation_input_shape(service, operation)
-    problems: list[str] = []
-    report = ParamValidator().validate(params, shape)
-    if report.has_errors():
-        text = report.generate_report()
-        problems += [f"{operation}: {line.strip()}" for line in text.splitlines() if line.strip()]
-    problems += list(_constraint_problems(shape, params, operation))
-    return problems
+    return _shape_problems(operation, operation_input_shape(service, operation), params)
 
 
 def validate_request(service: str, operation: str, params: Mapping[str, Any]) -> None:
@@ -142,10 +135,16 @@ def response_problems(service: str, operation: str, body: Mapping[str, Any]) -> 
     what an emulator extension must return so that code written against AWS holds."""
     shape = _service_model(service).operation_model(operation).output_shape
     body = {k: v for k, v in body.items() if k != "ResponseMetadata"}
+    return _shape_problems(operation, shape, body)
+
+
+def _shape_problems(operation: str, shape: Shape, value: Mapping[str, Any]) -> list[str]:
+    """botocore's validator (types, required and unknown members), then the constraints it
+    leaves out (enums, patterns, lengths, sizes, ranges), one line each."""
     problems: list[str] = []
-    report = ParamValidator().validate(body, shape)
+    report = ParamValidator().validate(value, shape)
     if report.has_errors():
         text = report.generate_report()
         problems += [f"{operation}: {line.strip()}" for line in text.splitlines() if line.strip()]
-    problems += list(_constraint_problems(shape, body, operation))
+    problems += list(_constraint_problems(shape, value, operation))
     return problems

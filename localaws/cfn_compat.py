@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -34,18 +35,50 @@ from moto.ec2.models.security_groups import SecurityGroup
 from moto.kms.models import Key
 from moto.s3.models import FakeBucket, s3_backends
 
-_original_kms_create = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+#: moto's own create_from_cloudformation_json of the types fixed around it, kept once so that
+#: install() wraps the originals however often it runs.
+_ORIGINAL_CREATE = {
+    model: model.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    for model in (Key, SecurityGroup, FakeBucket)
+}
+Props = dict[str, Any]
 
 
-def _kms_key_from_cfn(
-    cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kw: Any
-):
-    props = cloudformation_json.get("Properties", {})
+def _around_create(
+    model: type,
+    before: Callable[[Props], None] | None = None,
+    after: Callable[[Any, Props, str, str], None] | None = None,
+) -> None:
+    """moto's creation of `model` from a template, with `before(props)` fixing the properties
+    first and `after(created, props, account_id, region)` doing what it leaves out."""
+    original = _ORIGINAL_CREATE[model]
+
+    def create(
+        cls: type,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        props = cloudformation_json.get("Properties", {})
+        if before is not None:
+            before(props)
+        created = original(
+            cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+        )
+        if after is not None:
+            after(created, props, account_id, region_name)
+        return created
+
+    model.create_from_cloudformation_json = classmethod(create)  # type: ignore[attr-defined]
+
+
+def _kms_tags(props: Props) -> None:
     props["Tags"] = [
         {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
         for t in props.get("Tags", [])
     ]
-    return _original_kms_create(cls, resource_name, cloudformation_json, *args, **kw)
 
 
 _original_create_flow_logs = FlowLogsBackend.create_flow_logs
@@ -147,59 +180,69 @@ def _egress_arguments(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_original_group_create = SecurityGroup.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
-
-
-def _group_from_cfn(
-    cls: type,
-    resource_name: str,
-    cloudformation_json: Any,
-    account_id: str,
-    region_name: str,
-    **kwargs: Any,
-) -> SecurityGroup:
+def _inline_egress(group: SecurityGroup, props: Props, account_id: str, region: str) -> None:
     from moto.ec2.models import ec2_backends
 
-    group = _original_group_create(
-        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
-    )
-    inline = cloudformation_json.get("Properties", {}).get("SecurityGroupEgress")
+    inline = props.get("SecurityGroupEgress")
     if inline:
-        backend = ec2_backends[account_id][region_name]
+        backend = ec2_backends[account_id][region]
         backend.revoke_security_group_egress(group.id, "-1", None, None, [{"CidrIp": "0.0.0.0/0"}])
         for rule in inline:
             backend.authorize_security_group_egress(group.id, **_egress_arguments(rule))
-    return group
 
 
-class SecurityGroupEgressResource(CloudFormationModel):
-    """AWS::EC2::SecurityGroupEgress: one rule authorized on its group."""
+class _Resource:
+    """What moto asks of a resource type, from two class attributes and `create(props, ...)`.
 
-    def __init__(self, group_id: str, properties: dict[str, Any]) -> None:
-        self.group_id = group_id
-        self.properties = properties
+    Mixed in ahead of CloudFormationModel: moto's type map lists that class's direct
+    subclasses only, so each resource type below names it itself.
+    """
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::EC2::SecurityGroupEgress"
+    CFN_TYPE = ""
+    #: The property that names the resource ("" when the type has none).
+    NAME_PROPERTY = ""
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def cloudformation_type(cls) -> str:
+        return cls.CFN_TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
+
+    @classmethod
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: Any,
         account_id: str,
         region_name: str,
         **kwargs: Any,
+    ) -> Any:
+        props = cloudformation_json.get("Properties", {})
+        return cls.create(props, resource_name, account_id, region_name)
+
+    @classmethod
+    def create(cls, props: dict[str, Any], name: str, account_id: str, region: str) -> Any:
+        raise NotImplementedError
+
+
+class SecurityGroupEgressResource(_Resource, CloudFormationModel):
+    """AWS::EC2::SecurityGroupEgress: one rule authorized on its group."""
+
+    CFN_TYPE = "AWS::EC2::SecurityGroupEgress"
+
+    def __init__(self, group_id: str, properties: dict[str, Any]) -> None:
+        self.group_id = group_id
+        self.properties = properties
+
+    @classmethod
+    def create(
+        cls, props: dict[str, Any], name: str, account_id: str, region: str
     ) -> SecurityGroupEgressResource:
         from moto.ec2.models import ec2_backends
 
-        props = cloudformation_json["Properties"]
-        backend = ec2_backends[account_id][region_name]
+        backend = ec2_backends[account_id][region]
         backend.authorize_security_group_egress(props["GroupId"], **_egress_arguments(props))
         return cls(props["GroupId"], props)
 
@@ -208,56 +251,31 @@ class SecurityGroupEgressResource(CloudFormationModel):
         return f"{self.group_id}-egress"
 
 
-_original_bucket_from_cfn = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
-
-
-def _bucket_from_cfn(
-    cls: type,
-    resource_name: str,
-    cloudformation_json: Any,
-    account_id: str,
-    region_name: str,
-    **kwargs: Any,
-) -> FakeBucket:
-    bucket = _original_bucket_from_cfn(
-        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
-    )
-    config = cloudformation_json.get("Properties", {}).get("NotificationConfiguration", {})
+def _bucket_events(bucket: FakeBucket, props: Props, account_id: str, region: str) -> None:
+    config = props.get("NotificationConfiguration", {})
     if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
         backend = s3_backends[account_id]["aws"]
         backend.put_bucket_notification_configuration(bucket.name, {"EventBridgeConfiguration": {}})
-    return bucket
 
 
-class ModelPackageGroupResource(CloudFormationModel):
+class ModelPackageGroupResource(_Resource, CloudFormationModel):
     """AWS::SageMaker::ModelPackageGroup: Ref and GetAtt ModelPackageGroupArn give the ARN."""
+
+    CFN_TYPE = "AWS::SageMaker::ModelPackageGroup"
+    NAME_PROPERTY = "ModelPackageGroupName"
 
     def __init__(self, name: str, arn: str) -> None:
         self.name = name
         self.arn = arn
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "ModelPackageGroupName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SageMaker::ModelPackageGroup"
-
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
+    def create(
+        cls, props: dict[str, Any], name: str, account_id: str, region: str
     ) -> ModelPackageGroupResource:
         from moto.sagemaker.models import sagemaker_backends
 
-        props = cloudformation_json.get("Properties", {})
-        name = props.get("ModelPackageGroupName", resource_name)
-        backend = sagemaker_backends[account_id][region_name]
+        name = props.get("ModelPackageGroupName", name)
+        backend = sagemaker_backends[account_id][region]
         arn = backend.create_model_package_group(
             model_package_group_name=name,
             model_package_group_description=props.get("ModelPackageGroupDescription", ""),
@@ -283,7 +301,7 @@ def install() -> None:
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
     CustomModel.create_from_cloudformation_json = classmethod(_custom_from_cfn)  # type: ignore[method-assign]
-    SecurityGroup.create_from_cloudformation_json = classmethod(_group_from_cfn)  # type: ignore[method-assign]
-    FakeBucket.create_from_cloudformation_json = classmethod(_bucket_from_cfn)  # type: ignore[method-assign]
     FlowLogsBackend.create_flow_logs = _create_flow_logs  # type: ignore[method-assign]
-    Key.create_from_cloudformation_json = classmethod(_kms_key_from_cfn)  # type: ignore[method-assign]
+    _around_create(Key, before=_kms_tags)
+    _around_create(SecurityGroup, after=_inline_egress)
+    _around_create(FakeBucket, after=_bucket_events)

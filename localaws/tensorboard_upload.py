@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from localjob.job import SAGEMAKER_ROOT
+from localaws.job_s3 import parse_s3_uri
+from localjob.hosts import SAGEMAKER_ROOT
 from training import contract
 
 DEFAULT_LOCAL_PATH = contract.TENSORBOARD_DIR
@@ -23,8 +24,6 @@ class TensorBoardUploader:
     """Syncs each host's TensorBoard folder to the job's TensorBoard S3 prefix."""
 
     def __init__(self, s3: Any, config: dict[str, str], job_name: str) -> None:
-        from localaws.training_jobs import parse_s3_uri
-
         self.s3 = s3
         self.bucket, key = parse_s3_uri(
             contract.tensorboard_s3_uri(config["S3OutputPath"], job_name)

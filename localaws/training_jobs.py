@@ -2,32 +2,27 @@
 
 A request accepted by the emulated API becomes a `LocalJobRun`: a background thread that walks
 the job through SageMaker's secondary statuses (Starting, Downloading, Training, Uploading,
-Completed / Failed / Stopped), downloads the channels from the emulated S3, runs the real
-toolkit on one folder per simulated host (localjob.job), syncs checkpoints with the
-CheckpointConfig S3 prefix while it runs, applies the job's MetricDefinitions to the logs, and
-uploads model.tar.gz where OutputDataConfig says. The mutable fields it updates are those of
-moto's own training-job record, so DescribeTrainingJob and ListTrainingJobs report them.
+Completed / Failed / Stopped), moves the job's data through the emulated S3 (job_s3: the
+channels, the CheckpointConfig prefix, model.tar.gz), runs the real toolkit on one folder per
+simulated host (localjob.job), and ships its logs, metrics and TensorBoard files while it runs
+(job_outputs). The mutable fields it updates are those of moto's own training-job record, so
+DescribeTrainingJob and ListTrainingJobs report them.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import datetime as dt
-import io
 import os
-import re
-import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.image_contents import family_for_image
-from localaws.metric_publisher import MetricPublisher
-from localaws.tensorboard_upload import TensorBoardUploader
+from localaws.job_outputs import JobOutputs
+from localaws.job_s3 import ChannelEmpty, S3CheckpointStore, download_channels, upload_model
 from localjob.job import (
     FAILED_PEER_GRACE_S,
     SAGEMAKER_STOP_GRACE_S,
@@ -45,40 +40,6 @@ _POLL_S = 0.5
 #: Log shipping and metric parsing cadence: often enough to watch, rare enough to leave the
 #: CPU to training (the emulator shares the machine with the simulated hosts).
 _LOGS_EVERY_S = 2.0
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key/prefix` -> ("bucket", "key/prefix"); anything else is an error."""
-    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)
-    if not match:
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    return match.group(1), match.group(2)
-
-
-@dataclass(frozen=True)
-class S3CheckpointStore:
-    """CheckpointConfig.S3Uri: restored into each host at start, uploaded while training."""
-
-    s3: Any  # boto3 S3 client bound to the emulator
-    uri: str
-
-    def restore(self, into: Path) -> None:
-        bucket, prefix = parse_s3_uri(self.uri)
-        prefix = prefix.rstrip("/") + "/" if prefix else ""
-        for obj in _list_objects(self.s3, bucket, prefix):
-            target = into / obj["Key"][len(prefix) :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.s3.download_file(bucket, obj["Key"], str(target))
-
-    def save(self, relative: str, path: Path) -> None:
-        bucket, prefix = parse_s3_uri(self.uri)
-        key = f"{prefix.rstrip('/')}/{relative}" if prefix else relative
-        self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-
-
-class ChannelEmpty(RuntimeError):
-    """An input channel's S3 prefix holds no objects: SageMaker fails the job before training."""
 
 
 class LocalJobRun(threading.Thread):
@@ -99,17 +60,9 @@ class LocalJobRun(threading.Thread):
         super().__init__(daemon=True, name=f"job-{request['TrainingJobName']}")
         self.stop_grace_s = stop_grace_s
         self.request, self.record = request, record
-        self.s3, self.logs = clients("s3"), clients("logs")
-        self._log_offsets: dict[str, int] = {}
-        self._metrics: dict[str, float] = {}
-        self._publisher = MetricPublisher(clients("cloudwatch"), request["TrainingJobName"])
-        tensorboard = request.get("TensorBoardOutputConfig")
-        self._tensorboard = (
-            TensorBoardUploader(self.s3, tensorboard, request["TrainingJobName"])
-            if tensorboard
-            else None
-        )
+        self.s3 = clients("s3")
         self.work_dir = work_dir / request["TrainingJobName"]
+        self._outputs = JobOutputs(request, clients, self.work_dir)
         self.environment = environment
         self.injected_failure = injected_failure
         self.echo = echo
@@ -205,7 +158,9 @@ class LocalJobRun(threading.Thread):
             self._end("Failed", "Failed", "Training job failed", self.injected_failure)
             return
         self._transition("Downloading", "Downloading input data")
-        channels = self._download_channels()
+        channels = download_channels(
+            self.s3, self.request.get("InputDataConfig", []), self.work_dir / "channels"
+        )
         if self._stop_requested.is_set():
             self._end("Stopped", "Stopped", "Training job stopped before training")
             return
@@ -268,7 +223,14 @@ class LocalJobRun(threading.Thread):
             self._end("Failed", "Failed", "Training job failed", f"AlgorithmError: {reason}")
             return
         self._transition("Uploading", "Uploading generated training model")
-        self._upload_model()
+        uri = upload_model(
+            self.s3,
+            self.request["OutputDataConfig"]["S3OutputPath"],
+            self.request["TrainingJobName"],
+            (host.model_dir for host in self.job.hosts),
+        )
+        with self._lock:
+            self.record.model_artifacts = {"S3ModelArtifacts": uri}
         self._end("Completed", "Completed", "Training job completed")
 
     def _max_wait_exceeded(self) -> bool:
@@ -315,110 +277,16 @@ class LocalJobRun(threading.Thread):
         self._ship_outputs()
         return "stopped" if self._stop_requested.is_set() else "done"
 
-    def _download_channels(self) -> dict[str, Path]:
-        channels = {}
-        for channel in self.request.get("InputDataConfig", []):
-            name = channel["ChannelName"]
-            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            bucket, prefix = parse_s3_uri(uri)
-            target = self.work_dir / "channels" / name
-            target.mkdir(parents=True, exist_ok=True)
-            objects = [
-                o for o in _list_objects(self.s3, bucket, prefix) if not o["Key"].endswith("/")
-            ]
-            if not objects:
-                raise ChannelEmpty(
-                    f"ClientError: Data download failed: No S3 objects found under S3 URL "
-                    f'"{uri}" given in input data source (channel {name})'
-                )
-            base = prefix if prefix.endswith("/") or not objects else prefix.rsplit("/", 1)[0] + "/"
-            for obj in objects:
-                if obj["Key"].endswith("/"):
-                    continue
-                rel = obj["Key"][len(base) :] if obj["Key"].startswith(base) else obj["Key"]
-                path = target / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self.s3.download_file(bucket, obj["Key"], str(path))
-            channels[name] = target
-        return channels
-
-    def _push_logs(self) -> list[str]:
-        """Ship new log lines to CloudWatch Logs, one stream per host (and per restart), as
-        SageMaker does; returns the new lines. Reads only what was appended since last time."""
-        if self.job is None:
-            return []
-        if not self._log_offsets:
-            with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-                self.logs.create_log_group(logGroupName=LOG_GROUP)
-        new_lines: list[str] = []
-        for host in self.job.hosts:
-            if host.log_path is None or not host.log_path.exists():
-                continue
-            key = str(host.log_path)
-            restart = "" if self.job.root == self.work_dir else f"-{self.job.root.name}"
-            stream = f"{self.request['TrainingJobName']}/{host.base_dir.name}{restart}"
-            if key not in self._log_offsets:
-                self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-                self._log_offsets[key] = 0
-            with host.log_path.open("rb") as f:
-                f.seek(self._log_offsets[key])
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self._log_offsets[key] += len(complete)
-            lines = [line for line in complete.decode(errors="replace").splitlines() if line]
-            stamp = int(time.time() * 1000)
-            for start in range(0, len(lines), 1000):
-                events = [{"timestamp": stamp, "message": m} for m in lines[start : start + 1000]]
-                self.logs.put_log_events(
-                    logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events
-                )
-            new_lines += lines
-        return new_lines
-
     def _ship_outputs(self) -> None:
-        """What SageMaker ships while a job runs: logs, metrics, TensorBoard event files."""
-        self._collect_metrics()
-        if self._tensorboard is not None and self.job is not None:
-            self._tensorboard.sync(host.base_dir for host in self.job.hosts)
-
-    def _collect_metrics(self) -> None:
-        """Apply the job's MetricDefinitions regexes to new log lines and publish one CloudWatch
-        point per match, as SageMaker does."""
-        definitions = self.request["AlgorithmSpecification"].get("MetricDefinitions", [])
-        patterns = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
-        changed = False
-        stamp = _now()
-        for line in self._push_logs():
-            for name, pattern in patterns:
-                match = pattern.search(line)
-                if match:
-                    with contextlib.suppress(IndexError, ValueError):
-                        self._metrics[name] = float(match.group(1))
-                        self._publisher.add(name, self._metrics[name], stamp)
-                        changed = True
-        self._publisher.flush()
-        if changed:
-            now = _now()
-            with self._lock:
-                self.record.final_metric_data_list = [
-                    {"MetricName": name, "Value": value, "Timestamp": now}
-                    for name, value in self._metrics.items()
-                ]
-
-    def _upload_model(self) -> None:
-        assert self.job is not None
-        bucket, prefix = parse_s3_uri(self.request["OutputDataConfig"]["S3OutputPath"])
-        key = "/".join(p for p in (prefix.rstrip("/"), self.request["TrainingJobName"]) if p)
-        key += "/output/model.tar.gz"
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for host in self.job.hosts:
-                for path in sorted(host.model_dir.rglob("*")):
-                    if path.is_file():
-                        tar.add(path, arcname=path.relative_to(host.model_dir).as_posix())
-        self.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        """Logs, metrics and TensorBoard files so far; the record's FinalMetricDataList."""
+        if self.job is None or not self._outputs.ship(self.job, _now()):
+            return
+        now = _now()
         with self._lock:
-            self.record.model_artifacts = {"S3ModelArtifacts": f"s3://{bucket}/{key}"}
+            self.record.final_metric_data_list = [
+                {"MetricName": name, "Value": value, "Timestamp": now}
+                for name, value in self._outputs.metrics.items()
+            ]
 
 
 class LocalSageMaker:
@@ -468,11 +336,6 @@ class LocalSageMaker:
         deadline = time.monotonic() + timeout_s
         for run in list(self.runs.values()):
             run.join(max(0.0, deadline - time.monotonic()))
-
-
-def _list_objects(s3: Any, bucket: str, prefix: str):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        yield from page.get("Contents", [])
 
 
 def _now() -> dt.datetime:

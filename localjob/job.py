@@ -1,32 +1,24 @@
 """Run one training job on this machine exactly as SageMaker runs it, through the real toolkit.
 
-Each simulated host gets its own SageMaker-style folder (`SAGEMAKER_BASE_DIR`: input/config/*.json,
-input/data/<channel>, model, output, checkpoints) and its own `train` process: the console
-script of `sagemaker-training`, with `SAGEMAKER_TRAINING_MODULE` naming the PyTorch DLC's
-entry point, as inside the real container. The toolkit downloads and unpacks the code bundle,
-installs its requirements, and launches the entry script with torchrun (N hosts x M processes,
-gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
+Each simulated host gets its own SageMaker-style folder (localjob/hosts.py) and its own `train`
+process: the console script of `sagemaker-training`, with `SAGEMAKER_TRAINING_MODULE` naming
+the PyTorch DLC's entry point, as inside the real container. The toolkit downloads and unpacks
+the code bundle, installs its requirements, and launches the entry script with torchrun (N hosts
+x M processes, gloo on CPU) or as one plain process. Nothing here imitates the toolkit.
 
 Like the real container, a host runs in an environment standing in for the image
 (localjob/image_standin.py: torch and the toolkits, no Lightning), so the bundle's requirements
 must install from the bundle; an isolated job (`network_isolation`) runs all its hosts in one
 private network namespace (localjob/netns.py) where only the peers are reachable. Paths under
 /opt/ml in hyperparameters name the host's SageMaker folder.
-
-Hosts are named 127.0.0.1, 127.0.0.2, ...: distinct names that resolve to loopback without
-touching /etc/hosts, sorted as SageMaker sorts hosts (so at most 9 hosts).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,18 +28,17 @@ from pathlib import Path
 from core.wheelhouse import clean_pip_env
 from localjob.checkpoint_sync import CheckpointStore, CheckpointSync
 from localjob.failure_reason import has_details, summarize_failure
+from localjob.hosts import HostRun, host_names, lay_out
 from localjob.image_standin import image_standin
 from localjob.launcher import rehearsed
 from localjob.netns import PrivateNetwork
+from localjob.process_groups import PortLock, group_alive, signal_group
 from training import contract
 
 #: The PyTorch DLC's `SAGEMAKER_TRAINING_MODULE`: what its `train` entry point runs.
 DLC_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
 #: Env var naming the script's checkpoint dir (on SageMaker: /opt/ml/checkpoints).
 CHECKPOINT_DIR_ENV = "TRAINING_CHECKPOINT_DIR"
-MAX_LOCAL_HOSTS = 9
-#: Where SageMaker mounts a host's folder; locally each host's SAGEMAKER_BASE_DIR.
-SAGEMAKER_ROOT = contract.SAGEMAKER_ROOT
 #: What a job's processes see as PATH beside the host's own bin (the image's system tools).
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 10.0
@@ -63,15 +54,6 @@ _LAUNCHER_VARS = ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MAST
 #: When a host has failed, the job is lost: the survivors' torchrun waits at its exit barrier
 #: for the dead host and ignores SIGTERM, so a long grace only delays the failure.
 FAILED_PEER_GRACE_S = 2.0
-
-
-def host_names(count: int) -> list[str]:
-    """Loopback host names for `count` simulated instances, in SageMaker's sorted order."""
-    if not 1 <= count <= MAX_LOCAL_HOSTS:
-        raise ValueError(
-            f"instance_count={count} cannot run locally: allowed 1..{MAX_LOCAL_HOSTS} hosts"
-        )
-    return [f"127.0.0.{i}" for i in range(1, count + 1)]
 
 
 @dataclass(frozen=True)
@@ -90,35 +72,6 @@ class LocalJobSpec:
     network_isolation: bool = False  # EnableNetworkIsolation: only peers are reachable
 
 
-@dataclass
-class HostRun:
-    """One simulated instance: its folder, its `train` process and its log."""
-
-    name: str
-    base_dir: Path
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def model_dir(self) -> Path:
-        return self.base_dir / "model"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.base_dir / "checkpoints"
-
-    @property
-    def failure_file(self) -> Path:
-        return self.base_dir / "output" / "failure"
-
-    def failure_reason(self) -> str | None:
-        """The toolkit's own failure message (output/failure), first line kept short."""
-        if not self.failure_file.exists():
-            return None
-        text = self.failure_file.read_text(errors="replace").strip()
-        return text[-16384:] if text else None
-
-
 class LocalTrainingJob:
     """Lay out, launch, watch and stop the hosts of one local training job."""
 
@@ -135,7 +88,7 @@ class LocalTrainingJob:
             for i, name in enumerate(host_names(spec.instance_count), start=1)
         ]
         self._syncer: CheckpointSync | None = None
-        self._lock: _PortLock | None = None
+        self._lock: PortLock | None = None
         self._network: PrivateNetwork | None = None
         self._finish_lock = threading.Lock()
         self._tails: list[threading.Thread] = []
@@ -147,49 +100,16 @@ class LocalTrainingJob:
         """Write each host's SageMaker folder: config, replicated data, restored checkpoints."""
         names = [h.name for h in self.hosts]
         for host in self.hosts:
-            config = host.base_dir / "input" / "config"
-            config.mkdir(parents=True, exist_ok=True)
-            for sub in ("model", "output/data", "checkpoints", "code"):
-                (host.base_dir / sub).mkdir(parents=True, exist_ok=True)
-            _write_json(
-                config / "hyperparameters.json",
-                {k: _host_path(v, host.base_dir) for k, v in self.hyperparameters.items()},
+            lay_out(
+                host,
+                names,
+                instance_type=self.spec.instance_type,
+                input_mode=self.spec.input_mode,
+                channels=self.spec.channels,
+                hyperparameters=self.hyperparameters,
             )
-            _write_json(config / "resourceconfig.json", self._resource_config(host.name, names))
-            _write_json(
-                config / "inputdataconfig.json",
-                {
-                    name: {
-                        "TrainingInputMode": self.spec.input_mode,
-                        "S3DistributionType": "FullyReplicated",
-                        "RecordWrapperType": "None",
-                    }
-                    for name in self.spec.channels
-                },
-            )
-            for name, source in self.spec.channels.items():
-                target = host.base_dir / "input" / "data" / name
-                if target.exists():
-                    shutil.rmtree(target)
-                shutil.copytree(source, target)
             if self.spec.checkpoint_store is not None:
                 self.spec.checkpoint_store.restore(host.checkpoint_dir)
-
-    def _resource_config(self, current: str, names: list[str]) -> dict[str, object]:
-        return {
-            "current_host": current,
-            "current_instance_type": self.spec.instance_type,
-            "current_group_name": "homogeneousCluster",
-            "hosts": names,
-            "instance_groups": [
-                {
-                    "instance_group_name": "homogeneousCluster",
-                    "instance_type": self.spec.instance_type,
-                    "hosts": names,
-                }
-            ],
-            "network_interface_name": "lo",
-        }
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -205,7 +125,7 @@ class LocalTrainingJob:
         except BaseException:
             self._release()  # a job that could not start holds no lock and no namespace
             for host in self.hosts:
-                _signal_group(host.process, signal.SIGKILL)
+                signal_group(host.process, signal.SIGKILL)
             raise
         if self.spec.checkpoint_store is not None:
             self._syncer = CheckpointSync(
@@ -218,7 +138,7 @@ class LocalTrainingJob:
         if self.spec.network_isolation:
             self._network = PrivateNetwork()
         elif self.hyperparameters.get(contract.LAUNCHER_FLAGS["torchrun"]) == "true":
-            self._lock = _PortLock()
+            self._lock = PortLock()
         if self._launcher_note and self.echo is not None:
             self.echo(f"[local-job] {self.spec.job_name}: {self._launcher_note}")
         self.prepare()
@@ -249,11 +169,7 @@ class LocalTrainingJob:
     def _host_env(self, host: HostRun, bindir: Path) -> dict[str, str]:
         # Nothing of this machine's Python setup reaches the "image" (clean_pip_env).
         env = {
-            k: v
-            for k, v in clean_pip_env(os.environ).items()
-            if not k.startswith(
-                ("SM_", "SAGEMAKER_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_")
-            )
+            k: v for k, v in clean_pip_env(os.environ).items() if not k.startswith(_LAUNCHER_VARS)
         }
         env.update(self.spec.environment)
         env.update(
@@ -314,12 +230,12 @@ class LocalTrainingJob:
         outlives the grace period."""
         for host in self.hosts:
             if sig is not None:
-                _signal_group(host.process, sig)
+                signal_group(host.process, sig)
         deadline = time.monotonic() + grace_s
-        while any(_group_alive(h.process) for h in self.hosts) and time.monotonic() < deadline:
+        while any(group_alive(h.process) for h in self.hosts) and time.monotonic() < deadline:
             time.sleep(0.1)
         for host in self.hosts:
-            _signal_group(host.process, signal.SIGKILL)
+            signal_group(host.process, signal.SIGKILL)
         if self.echo is not None:
             self.echo(f"[local-job] {self.spec.job_name}: {reason}")
 
@@ -331,7 +247,7 @@ class LocalTrainingJob:
     def kill(self) -> None:
         """SIGKILL every process at once (what a spot reclaim looks like from inside)."""
         for host in self.hosts:
-            _signal_group(host.process, signal.SIGKILL)
+            signal_group(host.process, signal.SIGKILL)
         self._finish()
 
     def _finish(self) -> list[int]:
@@ -342,7 +258,7 @@ class LocalTrainingJob:
             for host in self.hosts:
                 assert host.process is not None
                 codes.append(host.process.wait())
-                _signal_group(host.process, signal.SIGKILL)  # no straggler outlives its job
+                signal_group(host.process, signal.SIGKILL)  # no straggler outlives its job
             for tail in self._tails:
                 tail.join(timeout=5)
             if self._syncer is not None:
@@ -406,53 +322,3 @@ class LocalTrainingJob:
             _, _, rest = line.partition("] ")
             latest.update(contract.parse_metric_line(rest))
         return latest
-
-
-def _signal_group(process: subprocess.Popen[bytes] | None, sig: int) -> None:
-    """Signal the host's whole process group: torchrun and its workers can outlive the toolkit."""
-    if process is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
-
-
-class _PortLock:
-    """Exclusive, blocking, released by the OS if this process dies."""
-
-    PATH = Path(tempfile.gettempdir()) / "trainops-torchrun-7777.lock"
-
-    def __init__(self) -> None:
-        self._file = self.PATH.open("a+")
-        fcntl.flock(self._file, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._file.close()
-
-
-def _group_alive(process: subprocess.Popen[bytes] | None) -> bool:
-    if process is None:
-        return False
-    process.poll()  # reap the leader if it has exited
-    try:
-        os.killpg(process.pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _host_path(value: str, base_dir: Path) -> str:
-    """A hyperparameter naming a path under /opt/ml, as this host's folder; also when it is
-    JSON-encoded (SDK 2.x sends `"\"/opt/ml/..."`; the toolkit json-decodes every value)."""
-    try:
-        decoded = json.loads(value)
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, str) and decoded != value:
-        mapped = _host_path(decoded, base_dir)
-        return value if mapped == decoded else json.dumps(mapped)
-    return contract.moved_path(value, str(base_dir))
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))

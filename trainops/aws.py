@@ -95,6 +95,17 @@ class Aws:
         return self._clients[service]
 
 
+class _Output:
+    """A stack output the operator cannot do without, read as an attribute (on the class:
+    its output key)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __get__(self, stack: StackOutputs | None, owner: type) -> str:
+        return self.key if stack is None else stack._get(self.key)
+
+
 @dataclass(frozen=True)
 class StackOutputs:
     """What the operator needs from the deployed stack."""
@@ -102,21 +113,10 @@ class StackOutputs:
     stack_name: str
     values: dict[str, str]
 
-    @property
-    def state_machine_arn(self) -> str:
-        return self._get(outputs.STATE_MACHINE_ARN)
-
-    @property
-    def data_bucket(self) -> str:
-        return self._get(outputs.DATA_BUCKET)
-
-    @property
-    def artifacts_bucket(self) -> str:
-        return self._get(outputs.ARTIFACTS_BUCKET)
-
-    @property
-    def train_data_uri(self) -> str:
-        return self._get(outputs.TRAIN_DATA_URI)
+    state_machine_arn = _Output(outputs.STATE_MACHINE_ARN)
+    data_bucket = _Output(outputs.DATA_BUCKET)
+    artifacts_bucket = _Output(outputs.ARTIFACTS_BUCKET)
+    train_data_uri = _Output(outputs.TRAIN_DATA_URI)
 
     def _get(self, key: str) -> str:
         try:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from core.config import ConfigError
 from core.execution_input import ExecutionInputError
-from trainops.aws import Aws, StackNotFound
+from trainops.aws import Aws, StackNotFound, stack_outputs
 from trainops.aws_errors import AWS_ERRORS, Context, explain
+from trainops.metric_history import job_of
 from trainops.task_check import TaskCheckError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -36,6 +37,29 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_command(
+    sub: argparse._SubParsersAction, name: str, help_text: str, *, execution: bool = False
+) -> argparse.ArgumentParser:
+    """A subcommand with the common options; `execution`: it acts on one run, named by an
+    optional positional (default: the latest), whose job `job_of_command` resolves."""
+    parser = sub.add_parser(name, help=help_text)
+    add_common(parser)
+    if execution:
+        parser.add_argument(
+            "execution", nargs="?", help="execution ARN or name (default: the latest)"
+        )
+    return parser
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """The run's shape when it is not the deployed stack's: instance type, count, spot."""
+    parser.add_argument("--instance-type", help="default: the deployed stack's")
+    parser.add_argument("--instance-count", type=int, help="default: the deployed stack's")
+    parser.add_argument(
+        "--spot", action=argparse.BooleanOptionalAction, default=None, help="default: the stack's"
+    )
+
+
 def add_context_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     """`-c KEY=VALUE`, repeatable: CDK context as `cdk deploy -c` takes it."""
     parser.add_argument(
@@ -48,6 +72,25 @@ def aws_of(args: argparse.Namespace) -> Aws:
     return Aws(region=args.region, endpoint_url=args.endpoint_url, profile=args.profile)
 
 
+def job_of_command(args: argparse.Namespace) -> tuple[Aws, str]:
+    """The clients of a command and the training job of the run its `execution` names."""
+    aws = aws_of(args)
+    return aws, job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
+
+
+def refusing(handler: Handler, *input_errors: type[Exception]) -> Handler:
+    """`error: <one line>` and exit 2 for bad input (`input_errors`): the local commands',
+    which talk to no deployed stack."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except input_errors as exc:
+            return _error(exc, 2)
+
+    return run
+
+
 def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
     """`error: <one line>` and exit 2 for bad input (INPUT_ERRORS + `input_errors`), exit 1
     for what is not there (StackNotFound, any LookupError) and for what AWS answered."""
@@ -57,16 +100,17 @@ def guarded(handler: Handler, *input_errors: type[Exception]) -> Handler:
         try:
             return handler(args)
         except bad_input as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return _error(exc, 2)
         except (StackNotFound, LookupError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return _error(exc, 1)
         except AWS_ERRORS as exc:
             if args.verbose:
                 traceback.print_exc()
-            ctx = Context(args.command, args.stack_name, args.profile)
-            print(f"error: {explain(exc, ctx)}", file=sys.stderr)
-            return 1
+            return _error(explain(exc, Context(args.command, args.stack_name, args.profile)), 1)
 
     return run
+
+
+def _error(what: object, code: int) -> int:
+    print(f"error: {what}", file=sys.stderr)
+    return code

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, aws_of, guarded
+from trainops.cli_args import add_command, add_target_options, aws_of, guarded
 from trainops.pricing import PriceError, PriceTable, load
 from trainops.run_input import RunDefaults
 
@@ -334,14 +334,9 @@ def _positive_number(what: str, value: Any, example: str) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "cost", help="upper bound and expected cost of a run, on-demand vs spot (pinned prices)"
+    p = add_command(
+        sub, "cost", "upper bound and expected cost of a run, on-demand vs spot (pinned prices)"
     )
-    add_common(p)
-    p.add_argument("--instance-type", help="default: the deployed stack's")
-    p.add_argument("--instance-count", type=int, help="default: the deployed stack's")
-    p.add_argument(
-        "--spot", action=argparse.BooleanOptionalAction, default=None, help="default: the stack's"
-    )
+    add_target_options(p)
     p.add_argument("--max-runtime-s", type=float, help="MaxRuntimeInSeconds (default: the stack's)")
     p.set_defaults(handler=guarded(cmd_cost, PriceError, CostInputError))

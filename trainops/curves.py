@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 from training import contract
-from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, aws_of, guarded
-from trainops.metric_history import MetricNotLogged, Point, job_of, read_history
+from trainops.aws import Aws
+from trainops.cli_args import add_command, guarded, job_of_command
+from trainops.metric_history import MetricNotLogged, Point, read_history
 
 #: Stage prefixes stripped to find a metric's panel (`val_loss` and `train_loss` -> `loss`).
 _STAGE = re.compile(r"^(train|training|val|valid|validation)[_/]")
@@ -84,8 +84,7 @@ def write_curves(aws: Aws, job_name: str, out: Path, metrics: list[str] | None =
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    aws = aws_of(args)
-    job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
+    aws, job = job_of_command(args)
     out = args.out or Path(f"{job}-curves.png")
     names = write_curves(aws, job, out, args.metric)
     print(f"wrote {out} ({len(names)} panels: {', '.join(names)})")
@@ -93,9 +92,9 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("curves", help="a run's learning curves as a PNG, one panel per metric")
-    add_common(p)
-    p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
+    p = add_command(
+        sub, "curves", "a run's learning curves as a PNG, one panel per metric", execution=True
+    )
     p.add_argument("--out", type=Path, help="PNG to write (default: <job name>-curves.png)")
     p.add_argument(
         "--metric", action="append", default=[], metavar="NAME", help="only these (repeatable)"

@@ -67,7 +67,7 @@ def synth(out_dir: Path, context: dict[str, str], stack_name: str) -> Path:
 
 def upload_folder(aws: Aws, folder: Path, train_uri: str) -> list[str]:
     """Every file of a channel folder, under the train prefix at the same relative path."""
-    from localaws.training_jobs import parse_s3_uri
+    from localaws.job_s3 import parse_s3_uri
 
     bucket, prefix = parse_s3_uri(train_uri)
     keys = []
@@ -127,8 +127,7 @@ def run_demo(
     verbose: bool = False,
     interval_s: float = 1.0,
 ) -> DemoResult:
-    # The emulator (moto) and aws_cdk (via infra.schedule) take seconds to load and print a
-    # Node banner: only the demo pays for them, not `trainops list`.
+    # The emulator (moto) takes seconds to load: only the demo pays for it, not `trainops list`.
     from core.execution_input import SCHEDULED_INPUT
     from localaws.server import EmbeddedAws
 

@@ -1,11 +1,10 @@
 """`trainops emulator`: the embedded AWS as a server, with the stack deployed and data uploaded.
 
-Synthesizes the demo's CPU configuration (`-c` adds context: a project's
-`training.source_dir`), starts the emulator on 127.0.0.1, deploys the stack, uploads the train
-channel's data (`--data DIR`, else the default dataset), prints the endpoint URL, the stack
-outputs and a line `ready`, and serves until interrupted. Any client can then be pointed at it:
-`trainops.sdk.Stack(endpoint_url=URL)` in a notebook, `aws --endpoint-url URL ...`, boto3,
-`trainops start --endpoint-url URL`. Training jobs from every client run on the local executor.
+Synthesizes the demo's CPU configuration, starts the emulator on 127.0.0.1, deploys the stack,
+uploads the default dataset, prints the endpoint URL, the stack outputs and a line `ready`, and
+serves until interrupted. Any client can then be pointed at it: `trainops.sdk.Stack(
+endpoint_url=URL)` in a notebook, `aws --endpoint-url URL ...`, boto3, `trainops start
+--endpoint-url URL`. Training jobs from every client run on the local executor.
 """
 
 from __future__ import annotations
@@ -18,53 +17,37 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
-from trainops.cli_args import add_context_option
+from trainops.cli_args import add_context_option, refusing
 from trainops.demo import DEMO_CONTEXT, deploy_with_data, synth
 from trainops.rehearsal import RehearsalError, context_overrides
 
 
-def serve(
-    *,
-    work: Path,
-    port: int,
-    stack_name: str,
-    as_json: bool,
-    verbose: bool,
-    context: dict[str, str],
-    data: Path | None = None,
-) -> int:
+def serve(args: argparse.Namespace) -> int:
+    """The command: deploy into a fresh emulator, print how to reach it, serve until a signal."""
     from localaws.server import EmbeddedAws
 
     def note(line: str) -> None:  # progress goes to stderr: stdout is for the URL and outputs
         print(line, file=sys.stderr, flush=True)
 
+    context = context_overrides(args.context)
+    if args.data is not None and not args.data.is_dir():
+        raise RehearsalError(f"--data {args.data}: not a folder")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-emulator-"))
+    if args.work and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stack_name = args.stack_name
     note("synthesizing the CDK app (CPU demo configuration)")
     assembly = synth(work / "cdk.out", {**DEMO_CONTEXT, **context}, stack_name)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    log = note if verbose else None
-    with EmbeddedAws(work / "aws", port=port, echo=log) as emulator:
+    with EmbeddedAws(work / "aws", port=args.port, echo=note if args.verbose else None) as emulator:
         note(f"deploying {stack_name} to {emulator.endpoint_url}")
-        _, outputs = deploy_with_data(emulator, assembly, stack_name, work, note, data=data)
-        if as_json:
-            summary = {
-                "endpoint_url": emulator.endpoint_url,
-                "region": emulator.region,
-                "stack_name": stack_name,
-                "outputs": outputs.values,
-            }
-            print(json.dumps(summary, sort_keys=True), flush=True)
-        else:
-            print(f"endpoint: {emulator.endpoint_url}  (region {emulator.region})")
-            for key, value in sorted(outputs.values.items()):
-                shown = value if len(value) < 200 else f"<{len(value)} chars of JSON>"
-                print(f"  {key} = {shown}")
-            print(
-                f"use it: Stack({stack_name!r}, endpoint_url={emulator.endpoint_url!r}) "
-                f"or --endpoint-url {emulator.endpoint_url}"
-            )
+        _, outputs = deploy_with_data(emulator, assembly, stack_name, work, note, data=args.data)
+        _print_endpoint(emulator, stack_name, outputs.values, args.json)
         print("ready", flush=True)
         # A process-directed signal may land on any thread, and a lock wait without a timeout
         # is not interrupted then: wake up to let the main thread run the handler.
@@ -74,30 +57,23 @@ def serve(
     return 0
 
 
-def _handle(args: argparse.Namespace) -> int:
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="trainops-emulator-"))
-    if args.work and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        context = context_overrides(args.context)
-    except RehearsalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.data is not None and not args.data.is_dir():
-        print(f"error: --data {args.data}: not a folder", file=sys.stderr)
-        return 2
-    if not 0 <= args.port <= 65535:
-        print(f"error: --port {args.port}: expected 0 (any free port) to 65535", file=sys.stderr)
-        return 2
-    return serve(
-        work=work,
-        port=args.port,
-        stack_name=args.stack_name,
-        as_json=args.json,
-        verbose=args.verbose,
-        context=context,
-        data=args.data,
+def _print_endpoint(emulator: Any, stack_name: str, outputs: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        summary = {
+            "endpoint_url": emulator.endpoint_url,
+            "region": emulator.region,
+            "stack_name": stack_name,
+            "outputs": outputs,
+        }
+        print(json.dumps(summary, sort_keys=True), flush=True)
+        return
+    print(f"endpoint: {emulator.endpoint_url}  (region {emulator.region})")
+    for key, value in sorted(outputs.items()):
+        shown = value if len(value) < 200 else f"<{len(value)} chars of JSON>"
+        print(f"  {key} = {shown}")
+    print(
+        f"use it: Stack({stack_name!r}, endpoint_url={emulator.endpoint_url!r}) "
+        f"or --endpoint-url {emulator.endpoint_url}"
     )
 
 
@@ -107,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the embedded AWS with the stack deployed, for any client (notebook, CLI)",
         description=__doc__,
     )
-    p.add_argument("--port", type=int, default=4566, help="127.0.0.1 port (0: any free one)")
+    p.add_argument("--port", type=_port, default=4566, help="127.0.0.1 port (0: any free one)")
     p.add_argument("--stack-name", default="SageMakerTraining")
     p.add_argument("--json", action="store_true", help="one JSON line: endpoint, outputs")
     p.add_argument("--work", help="work folder (default: a new temp dir); emptied first")
@@ -116,4 +92,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", type=Path, help="train channel folder to upload (default: built-in dataset)"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="stream the training job logs")
-    p.set_defaults(handler=_handle)
+    p.set_defaults(handler=refusing(serve, RehearsalError))
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 (any free port) to 65535")
+    return int(text)

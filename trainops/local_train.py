@@ -23,7 +23,7 @@ from localjob.checkpoint_sync import DirCheckpointStore
 from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from training import contract
-from trainops.cli_args import add_context_option
+from trainops.cli_args import add_context_option, refusing
 from trainops.local_runs import DEFAULT_KEEP, prune
 from trainops.rehearsal import (
     Rehearsal,
@@ -145,12 +145,7 @@ def _parse_hp(items: list[str]) -> dict[str, str]:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    echo = print if args.verbose else _metrics_only
-    try:
-        result = _run(args, echo)
-    except (TaskCheckError, BundleError, RehearsalError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = _run(args, print if args.verbose else _metrics_only)
     summary = {
         "job_name": result.job_name,
         "status": "Completed" if result.ok else "Failed",
@@ -228,4 +223,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"job folders kept under --root, this one included (default {DEFAULT_KEEP})",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="stream every host's full log")
-    p.set_defaults(handler=_handle)
+    p.set_defaults(handler=refusing(_handle, TaskCheckError, BundleError, RehearsalError))

@@ -30,9 +30,9 @@ import yaml
 
 from core.job_request import EXECUTION_ARN_ENV
 from training import contract
-from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, aws_of, guarded
-from trainops.metric_history import Point, job_of, read_history
+from trainops.aws import Aws
+from trainops.cli_args import add_command, guarded, job_of_command
+from trainops.metric_history import Point, read_history
 
 JOB_TAG = "trainops.job"
 _ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-[a-z-]+/[A-Za-z0-9-]+")
@@ -233,8 +233,7 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     # MLflow's client reports usage to its makers unless told not to; this command talks to
     # the tracking server alone.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    aws = aws_of(args)
-    job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
+    aws, job = job_of_command(args)
     with tempfile.TemporaryDirectory(prefix="trainops-mlflow-") as tmp:
         record = gather(aws, job, Path(tmp))
         run_id, created = export(record, uri, args.experiment or args.stack_name)
@@ -252,9 +251,9 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mlflow", help="put a completed run into an MLflow tracking server")
-    add_common(p)
-    p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
+    p = add_command(
+        sub, "mlflow", "put a completed run into an MLflow tracking server", execution=True
+    )
     p.add_argument(
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI"),

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from core import outputs as output_names
 from trainops.aws import Aws, StackNotFound, stack_outputs
-from trainops.cli_args import add_common, aws_of, guarded
+from trainops.cli_args import add_command, aws_of, guarded
 
 METRIC_TAG = "metric:"
 STATUSES = {"approve": "Approved", "reject": "Rejected"}
@@ -132,13 +132,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="registered model versions, newest first, with metrics")
-    add_common(p)
+    p = add_command(sub, "models", "registered model versions, newest first, with metrics")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(handler=guarded(cmd_models))
 
-    p = sub.add_parser("approve", help="approve (or --reject) a registered model version")
-    add_common(p)
+    p = add_command(sub, "approve", "approve (or --reject) a registered model version")
     p.add_argument("version", type=_version, help="the version number (`trainops models`)")
     p.add_argument("--reject", action="store_true", help="reject it instead")
     p.add_argument("--reason", default="reviewed with trainops", help="ApprovalDescription")

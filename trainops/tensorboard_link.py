@@ -13,9 +13,8 @@ import json
 import shlex
 
 from training import contract
-from trainops.aws import Aws, stack_outputs
-from trainops.cli_args import add_common, aws_of, guarded
-from trainops.metric_history import job_of
+from trainops.aws import Aws
+from trainops.cli_args import add_command, guarded, job_of_command
 
 
 def logdir(aws: Aws, job_name: str) -> str:
@@ -47,8 +46,7 @@ def event_files(aws: Aws, uri: str) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    aws = aws_of(args)
-    job = job_of(aws, stack_outputs(aws, args.stack_name).state_machine_arn, args.execution)
+    aws, job = job_of_command(args)
     uri = logdir(aws, job)
     command = open_command(aws, uri)
     count = event_files(aws, uri)
@@ -61,7 +59,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tensorboard", help="a run's TensorBoard logdir on S3 and how to open it")
-    add_common(p)
-    p.add_argument("execution", nargs="?", help="execution ARN or name (default: the latest)")
+    p = add_command(
+        sub, "tensorboard", "a run's TensorBoard logdir on S3 and how to open it", execution=True
+    )
     p.set_defaults(handler=guarded(cmd_tensorboard))

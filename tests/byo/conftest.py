@@ -36,31 +36,19 @@ def copy_project(name: str, into: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def seqclf(tmp_path: Path) -> Path:
-    return copy_project(SEQCLF, tmp_path)
+def _project_fixture(name: str):
+    """A fixture that gives each test its own copy of the fixture project `name`."""
+
+    @pytest.fixture
+    def project(tmp_path: Path) -> Path:
+        return copy_project(name, tmp_path)
+
+    return project
 
 
-@pytest.fixture
-def regress(tmp_path: Path) -> Path:
-    return copy_project(REGRESS, tmp_path)
-
-
-@pytest.fixture
-def course(tmp_path: Path) -> Path:
-    return copy_project(COURSE, tmp_path)
-
-
-@pytest.fixture
-def hydra(tmp_path: Path) -> Path:
-    return copy_project(HYDRA, tmp_path)
-
-
-@pytest.fixture
-def plain(tmp_path: Path) -> Path:
-    return copy_project(PLAIN, tmp_path)
-
-
-@pytest.fixture
-def estimator(tmp_path: Path) -> Path:
-    return copy_project(ESTIMATOR, tmp_path)
+seqclf = _project_fixture(SEQCLF)
+regress = _project_fixture(REGRESS)
+course = _project_fixture(COURSE)
+hydra = _project_fixture(HYDRA)
+plain = _project_fixture(PLAIN)
+estimator = _project_fixture(ESTIMATOR)

@@ -3,6 +3,8 @@ metrics / hyperparameters, and a project bundle that cannot be built offline."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from core import config as cfg
@@ -22,6 +24,12 @@ def _error(**training) -> str:
     with pytest.raises(cfg.ConfigError) as info:
         _config(**training)
     assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def _bundle_error(project: Path) -> str:
+    with pytest.raises(BundleError) as info:
+        bundle_files(image_family="current", project=project)
     return str(info.value)
 
 
@@ -137,9 +145,7 @@ def test_the_config_hyperparameter_is_set_by_training_config():
 
 def test_project_requirements_without_a_lock(seqclf):
     (seqclf / "requirements.current.lock").unlink()
-    with pytest.raises(BundleError) as info:
-        bundle_files(image_family="current", project=seqclf)
-    assert str(info.value) == (
+    assert _bundle_error(seqclf) == (
         f"{seqclf / 'requirements.current.lock'} is missing: run `make lock PROJECT={seqclf}` "
         "(needs PyPI)"
     )
@@ -148,9 +154,7 @@ def test_project_requirements_without_a_lock(seqclf):
 def test_project_requirements_edited_after_the_lock(seqclf):
     requirements = seqclf / "requirements.txt"
     requirements.write_text(requirements.read_text() + "tabulate==0.9.0\n")
-    with pytest.raises(BundleError) as info:
-        bundle_files(image_family="current", project=seqclf)
-    assert str(info.value) == (
+    assert _bundle_error(seqclf) == (
         f"{seqclf / 'requirements.current.lock'} is out of date with requirements.txt: run "
         f"`make lock PROJECT={seqclf}` (needs PyPI)"
     )
@@ -161,9 +165,7 @@ def test_a_project_holding_data_is_refused(regress):
     big.parent.mkdir()
     with open(big, "wb") as handle:  # sparse: no real disk use
         handle.truncate(65 * 2**20)
-    with pytest.raises(BundleError) as info:
-        bundle_files(image_family="current", project=regress)
-    assert str(info.value) == (
+    assert _bundle_error(regress) == (
         f"{regress}: 65 MiB of files (largest data/train.npy), above the 64 MiB code limit: "
         "data belongs in the train channel"
     )

@@ -40,56 +40,58 @@ def test_a_valid_project_checks_and_notes_the_runner_owned_trainer_keys(seqclf):
     ]
 
 
-def test_typo_in_a_model_argument(seqclf):
-    assert _error(seqclf, **{"model.init_args.d_modl": "64"}) == (
-        "hyperparameter model.init_args.d_modl='64' is invalid: seqclf.model.SequenceClassifier "
-        "takes no argument 'd_modl'; it takes: features, d_model, n_classes, learning_rate"
-    )
-
-
-def test_wrong_type_for_a_model_argument(seqclf):
-    assert _error(seqclf, **{"model.init_args.d_model": "wide"}) == (
-        "hyperparameter model.init_args.d_model='wide' is invalid: expected int "
-        "(seqclf.model.SequenceClassifier)"
-    )
-
-
-def test_wrong_type_for_a_data_argument(seqclf):
-    assert _error(seqclf, **{"data.init_args.batch_size": "4.5"}) == (
-        "hyperparameter data.init_args.batch_size='4.5' is invalid: expected int "
-        "(seqclf.data.SequenceData)"
-    )
-
-
-def test_typo_in_a_trainer_argument(seqclf):
-    assert _error(seqclf, **{"trainer.max_epoch": "3"}) == (
-        "hyperparameter trainer.max_epoch='3' is invalid: Trainer has no argument 'max_epoch'"
-    )
-
-
-def test_wrong_type_for_a_trainer_argument(seqclf):
-    assert _error(seqclf, **{"trainer.max_epochs": "many"}) == (
-        "hyperparameter trainer.max_epochs='many' is invalid: expected int"
-    )
-
-
-def test_runner_shortcut_with_a_bad_value(seqclf):
-    assert _error(seqclf, epochs="0") == (
-        "hyperparameter epochs='0' is invalid: expected an integer >= 1"
-    )
+@pytest.mark.parametrize(
+    ("hps", "expected"),
+    [
+        pytest.param(
+            {"model.init_args.d_modl": "64"},
+            "hyperparameter model.init_args.d_modl='64' is invalid: seqclf.model.SequenceClassifier"
+            " takes no argument 'd_modl'; it takes: features, d_model, n_classes, learning_rate",
+            id="typo_in_a_model_argument",
+        ),
+        pytest.param(
+            {"model.init_args.d_model": "wide"},
+            "hyperparameter model.init_args.d_model='wide' is invalid: expected int "
+            "(seqclf.model.SequenceClassifier)",
+            id="wrong_type_for_a_model_argument",
+        ),
+        pytest.param(
+            {"data.init_args.batch_size": "4.5"},
+            "hyperparameter data.init_args.batch_size='4.5' is invalid: expected int "
+            "(seqclf.data.SequenceData)",
+            id="wrong_type_for_a_data_argument",
+        ),
+        pytest.param(
+            {"trainer.max_epoch": "3"},
+            "hyperparameter trainer.max_epoch='3' is invalid: Trainer has no argument 'max_epoch'",
+            id="typo_in_a_trainer_argument",
+        ),
+        pytest.param(
+            {"trainer.max_epochs": "many"},
+            "hyperparameter trainer.max_epochs='many' is invalid: expected int",
+            id="wrong_type_for_a_trainer_argument",
+        ),
+        pytest.param(
+            {"epochs": "0"},
+            "hyperparameter epochs='0' is invalid: expected an integer >= 1",
+            id="runner_shortcut_with_a_bad_value",
+        ),
+        pytest.param(
+            {"model.init_args.d_model": '{"a": 1}'},
+            "hyperparameter model.init_args.d_model='{\"a\": 1}' is invalid: a JSON object, which "
+            "the SageMaker toolkit rewrites to k=v pairs; set one key per entry "
+            "(model.init_args.d_model.<key>=<value>)",
+            id="a_json_object_value_is_refused",
+        ),
+    ],
+)
+def test_a_bad_hyperparameter_is_one_line(seqclf, hps, expected):
+    assert _error(seqclf, **hps) == expected
 
 
 def test_unknown_runner_key(seqclf):
     assert _error(seqclf, epoch="3").startswith(
         "unknown hyperparameter epoch='3': expected one of config, epochs,"
-    )
-
-
-def test_a_json_object_value_is_refused(seqclf):
-    assert _error(seqclf, **{"model.init_args.d_model": '{"a": 1}'}) == (
-        "hyperparameter model.init_args.d_model='{\"a\": 1}' is invalid: a JSON object, which "
-        "the SageMaker toolkit rewrites to k=v pairs; set one key per entry "
-        "(model.init_args.d_model.<key>=<value>)"
     )
 
 

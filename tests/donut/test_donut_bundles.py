@@ -4,8 +4,6 @@ the current bundle also resolves for the image's own Python 3.13."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from core import wheelhouse
@@ -13,12 +11,11 @@ from core.image_contents import FAMILIES
 from core.sourcedir import build_sourcedir_bytes, requirements_dir
 from localjob.image_standin import image_standin
 from localjob.netns import PrivateNetwork
-from tests import timing
 from tests.infra.test_bundle_offline_install import (
-    _image_env,
     _toolkit_install,
     _unpack,
     resolve_for_image,
+    run_in_image,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -46,14 +43,7 @@ def test_donut_bundle_installs_offline_and_builds_the_model(family, network, tmp
     bindir = image_standin(family).host_env(tmp_path / "env")
     done = _toolkit_install(bindir, code, network)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    built = subprocess.run(
-        network.command([str(bindir / "python"), "-c", BUILD]),
-        cwd=code,
-        env=_image_env(),
-        capture_output=True,
-        text=True,
-        timeout=timing.bound(200),
-    )
+    built = run_in_image(bindir, code, network, BUILD, 200)
     assert built.returncode == 0, built.stderr[-3000:]
     locked = {w.name: w.version for w in wheelhouse.read_lock(fam, requirements_dir(None, "donut"))}
     assert built.stdout.split() == [locked["transformers"], "True"]

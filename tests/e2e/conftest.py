@@ -14,9 +14,11 @@ tests check the real backoff table without sleeping through it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,8 +33,10 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 
 from core.config import TrainingConfig, load_cdk_json_context
 from localaws.deploy import deploy
+from localaws.job_s3 import parse_s3_uri
 from localaws.server import EmbeddedAws
 from tests import timing
+from tests.job_statuses import secondary_statuses
 from trainops import runs
 from trainops.aws import Aws, StackOutputs, stack_outputs
 from trainops.demo import DEMO_CONTEXT, REPO, synth, upload_default_dataset
@@ -122,7 +126,7 @@ class E2eStack:
         lines = [f"execution status: {status or '?'}; jobs: {names}"]
         if names:
             job = self.describe_job(names[-1])
-            transitions = [t["Status"] for t in job.get("SecondaryStatusTransitions", [])]
+            transitions = secondary_statuses(job)
             lines.append(f"{names[-1]}: {job.get('TrainingJobStatus')} {transitions}")
             lines.append(job.get("FailureReason", ""))
             run = self.emulator.sagemaker.runs.get(names[-1])
@@ -191,6 +195,24 @@ def invalid_requests(calls: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
         except ValueError as exc:
             problems.append(f"{service}.{operation}: {exc}")
     return problems
+
+
+def valid_operations(calls: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]]:
+    """The (service, operation) pairs of the captured calls, once each is valid for the real API."""
+    assert invalid_requests(calls) == []
+    return {(service, operation) for service, operation, _ in calls}
+
+
+def read_model(stack: E2eStack, uri: str) -> dict[str, bytes]:
+    """The files of a model.tar.gz on the emulated S3, by name."""
+    bucket, key = parse_s3_uri(uri)
+    body = stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        return {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
 
 
 def run_cli(

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from core import execution_input as ei
-from localaws.training_jobs import parse_s3_uri
+from localaws.job_s3 import parse_s3_uri
 from tests import timing
 from trainops import runs
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from infra import workflow_definition as wd
-from localaws.training_jobs import parse_s3_uri
+from localaws.job_s3 import parse_s3_uri
 from tests import timing
 from tests.e2e.conftest import E2eStack
 from training import contract

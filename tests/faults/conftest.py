@@ -16,7 +16,8 @@ import pytest
 
 from core.sourcedir import build_sourcedir
 from localjob.checkpoint_sync import DirCheckpointStore
-from localjob.job import HostRun, LocalJobSpec, LocalTrainingJob
+from localjob.hosts import HostRun
+from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from tests import timing
 

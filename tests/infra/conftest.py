@@ -1,4 +1,5 @@
-"""Shared fixtures for the infra tests: the default app, synthesized once per session."""
+"""Shared fixtures for the infra tests: the default app, synthesized once per session; the
+state machine in moto (tests/infra/workflow_moto.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.infra.workflow_moto import moto_env  # noqa: F401 (the workflow tests' fixture)
 
 
 @dataclass

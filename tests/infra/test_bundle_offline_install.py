@@ -53,14 +53,21 @@ def _toolkit_install(bindir: Path, code: Path, network: PrivateNetwork):
         "from sagemaker_training import modules; "
         f"modules.install_requirements({str(code)!r}, capture_error=True)"
     )
-    env = {**_image_env(), "PATH": f"{bindir}:/usr/bin:/bin"}
+    return run_in_image(bindir, code, network, step, 100, PATH=f"{bindir}:/usr/bin:/bin")
+
+
+def run_in_image(
+    bindir: Path, code: Path, network: PrivateNetwork, script: str, seconds: float, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -c script` of the stand-in image in the code folder, with no network, in the
+    container's environment (+ `env`), bounded by `seconds` (scaled for this machine)."""
     return subprocess.run(
-        network.command([str(bindir / "python"), "-c", step]),
+        network.command([str(bindir / "python"), "-c", script]),
         cwd=code,
-        env=env,
+        env={**_image_env(), **env},
         capture_output=True,
         text=True,
-        timeout=timing.bound(100),
+        timeout=timing.bound(seconds),
     )
 
 
@@ -131,14 +138,7 @@ def test_bundle_installs_offline_and_imports(family, synthesized_bundles, networ
         "import pytorch_lightning, torchmetrics\n"
         "print(pytorch_lightning.__version__, torchmetrics.__version__)\n"
     )
-    imported = subprocess.run(
-        network.command([str(bindir / "python"), "-c", check]),
-        cwd=code,
-        env=_image_env(),
-        capture_output=True,
-        text=True,
-        timeout=timing.bound(100),
-    )
+    imported = run_in_image(bindir, code, network, check, 100)
     assert imported.returncode == 0, imported.stderr[-3000:]
     assert imported.stdout.split() == [locked["pytorch-lightning"], locked["torchmetrics"]]
 

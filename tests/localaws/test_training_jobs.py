@@ -16,6 +16,7 @@ from localaws.training_jobs import CAPACITY_FAILURE
 from localjob.script_mode import script_mode_hyperparameters
 from tests import timing
 from tests.conftest import STUB_CODE
+from tests.job_statuses import COMPLETED, secondary_statuses
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROLE = "arn:aws:iam::123456789012:role/training"
@@ -109,7 +110,7 @@ def _seen(emulator, name: str) -> str:
         job = emulator.client("sagemaker").describe_training_job(TrainingJobName=name)
     except ClientError as exc:
         return f"{name}: {exc}"
-    transitions = [t["Status"] for t in job.get("SecondaryStatusTransitions", [])]
+    transitions = secondary_statuses(job)
     tail = run.job.log_lines()[-40:] if run is not None and run.job is not None else []
     return "\n".join([f"{name}: {job['TrainingJobStatus']} {transitions}", *tail])
 
@@ -130,13 +131,7 @@ def test_sync_task_waits_for_a_real_two_host_job_and_returns_its_description(emu
         model = json.load(tar.extractfile("model.json"))
     assert model == {"world_size": 2, "hosts": ["127.0.0.1", "127.0.0.2"]}
     job = emulator.client("sagemaker").describe_training_job(TrainingJobName=name)
-    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
-        "Starting",
-        "Downloading",
-        "Training",
-        "Uploading",
-        "Completed",
-    ]
+    assert secondary_statuses(job) == COMPLETED
     ckpt = emulator.client("s3").get_object(Bucket=BUCKET, Key=f"checkpoints/{name}/last.ckpt")
     assert ckpt["Body"].read() == b"step=1"
 

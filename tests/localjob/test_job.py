@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from localjob.checkpoint_sync import DirCheckpointStore
-from localjob.job import LocalJobSpec, LocalTrainingJob, host_names
+from localjob.hosts import host_names
+from localjob.job import LocalJobSpec, LocalTrainingJob
 from localjob.script_mode import script_mode_hyperparameters
 from tests import timing
 

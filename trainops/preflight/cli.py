@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from core import config as rules
 from trainops.aws import stack_outputs
-from trainops.cli_args import add_common, aws_of, guarded
+from trainops.cli_args import add_command, add_target_options, aws_of, guarded
 from trainops.preflight.checks import all_checks
 from trainops.preflight.findings import Target
 from trainops.run_input import RunDefaults
@@ -50,13 +50,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "preflight", help="check quotas, network and compatibility before a run costs anything"
+    p = add_command(
+        sub, "preflight", "check quotas, network and compatibility before a run costs anything"
     )
-    add_common(p)
-    p.add_argument("--instance-type", help="default: the deployed stack's")
-    p.add_argument("--instance-count", type=int, help="default: the deployed stack's")
-    p.add_argument(
-        "--spot", action=argparse.BooleanOptionalAction, default=None, help="default: the stack's"
-    )
+    add_target_options(p)
     p.set_defaults(handler=guarded(cmd_preflight))

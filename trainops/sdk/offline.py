@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from trainops.sdk.errors import SdkError
 
@@ -57,4 +57,18 @@ def require(major: int) -> None:
     raise SdkError(
         f"SageMaker Python SDK {major}.x is not installed here{other if found else ''}: "
         f"pip install '{pin}'" + (" in its own environment (make .venv-sdk2)" if major == 2 else "")
+    )
+
+
+SessionT = TypeVar("SessionT")
+
+
+def session(session_class: type[SessionT], region: str, profile: str | None) -> SessionT:
+    """A SageMaker session (`session_class`: 2.x's or 3.x's) with telemetry off, for the
+    stack's profile and region; clients follow AWS_ENDPOINT_URL when set."""
+    import boto3
+
+    return session_class(  # type: ignore[call-arg]
+        boto_session=boto3.Session(region_name=region, profile_name=profile),
+        sagemaker_config=SDK_CONFIG,
     )

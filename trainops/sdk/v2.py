@@ -14,10 +14,10 @@ from typing import Any
 
 from trainops.sdk import offline
 from trainops.sdk.errors import SdkError
+from trainops.sdk.request_parts import Preview, StartsRuns, s3_channels
 
 offline.require(2)
 
-import boto3  # noqa: E402
 from sagemaker.debugger import TensorBoardOutputConfig  # noqa: E402
 from sagemaker.inputs import TrainingInput  # noqa: E402
 from sagemaker.pytorch import PyTorch  # noqa: E402
@@ -33,7 +33,7 @@ SDK_OWNED = (
 )
 
 
-class StackPyTorch(PyTorch):
+class StackPyTorch(StartsRuns, PyTorch):
     """A PyTorch estimator whose every fit() is the next attempt of one run of the stack."""
 
     def fit(self, inputs=None, wait=True, logs="All", job_name=None, experiment_config=None):
@@ -52,19 +52,13 @@ class StackPyTorch(PyTorch):
             experiment_config=experiment_config,
         )
 
-    @property
-    def job_name(self) -> str | None:
-        """The name of the latest job this estimator started."""
-        return self._run.job_name
-
 
 def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
     from training import contract
 
-    run = stack.run(**overrides)
-    request = run.preview()
-    spec, resources = request["AlgorithmSpecification"], request["ResourceConfig"]
-    stopping, vpc = request["StoppingCondition"], request["VpcConfig"]
+    preview = Preview.of(stack, overrides)
+    request, spec, resources = preview.request, preview.spec, preview.resources
+    stopping, vpc = preview.stopping, preview.vpc
     code = next(c for c in request["InputDataConfig"] if c["ChannelName"] == "code")
     checkpoint = request.get("CheckpointConfig") or {}
     try:
@@ -102,7 +96,7 @@ def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
             # does not have (and that a network-isolated job could not reach anyway).
             disable_profiler=True,
             debugger_hook_config=False,
-            sagemaker_session=session(stack.region, stack.profile),
+            sagemaker_session=offline.session(Session, stack.region, stack.profile),
         )
     except ValueError as exc:
         raise SdkError(f"SDK 2.x refused the stack's job: {str(exc).splitlines()[0]}") from None
@@ -110,7 +104,7 @@ def pytorch_estimator(stack: Any, overrides: dict[str, Any]) -> StackPyTorch:
     estimator.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH = request["HyperParameters"][
         "sagemaker_submit_directory"
     ]
-    estimator._run = run
+    estimator._run = preview.run
     return estimator
 
 
@@ -136,22 +130,12 @@ def wire_values(hyperparameters: dict[str, str]) -> dict[str, Any]:
 
 def inputs(channels: list[dict[str, Any]]) -> dict[str, TrainingInput]:
     """Request channels as SDK 2.x `TrainingInput`s for fit()."""
-    out = {}
-    for c in channels:
-        source = c["DataSource"]["S3DataSource"]
-        out[c["ChannelName"]] = TrainingInput(
+    return {
+        name: TrainingInput(
             s3_data=source["S3Uri"],
             s3_data_type=source["S3DataType"],
             distribution=source["S3DataDistributionType"],
-            **({"input_mode": c["InputMode"]} if "InputMode" in c else {}),
+            **mode,
         )
-    return out
-
-
-def session(region: str, profile: str | None = None) -> Session:
-    """A SageMaker session with telemetry off, for the stack's profile and region; clients
-    follow AWS_ENDPOINT_URL when set."""
-    return Session(
-        boto_session=boto3.Session(region_name=region, profile_name=profile),
-        sagemaker_config=offline.SDK_CONFIG,
-    )
+        for name, source, mode in s3_channels(channels)
+    }

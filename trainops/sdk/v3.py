@@ -15,10 +15,10 @@ from typing import Any
 
 from trainops.sdk import offline
 from trainops.sdk.errors import SdkError
+from trainops.sdk.request_parts import Preview, StartsRuns, s3_channels
 
 offline.require(3)
 
-import boto3  # noqa: E402
 from pydantic import PrivateAttr  # noqa: E402
 from sagemaker.core.helper.session_helper import Session  # noqa: E402
 from sagemaker.core.training.configs import (  # noqa: E402
@@ -38,7 +38,7 @@ from sagemaker.core.training.configs import (  # noqa: E402
 from sagemaker.train import ModelTrainer  # noqa: E402
 
 
-class StackModelTrainer(ModelTrainer):
+class StackModelTrainer(StartsRuns, ModelTrainer):
     """A ModelTrainer whose every train() is the next attempt of one run of the stack: the job
     name, the attempt tag and the script-mode job name follow the state machine's scheme."""
 
@@ -53,20 +53,14 @@ class StackModelTrainer(ModelTrainer):
         args["TrainingJobName" if boto3 else "training_job_name"] = request["TrainingJobName"]
         return args
 
-    @property
-    def job_name(self) -> str | None:
-        """The name of the latest job this trainer started."""
-        return self._run.job_name
-
 
 def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
-    run = stack.run(**overrides)
-    request = run.preview()
-    spec, resources = request["AlgorithmSpecification"], request["ResourceConfig"]
-    stopping, vpc = request["StoppingCondition"], request["VpcConfig"]
+    preview = Preview.of(stack, overrides)
+    request, spec, resources = preview.request, preview.spec, preview.resources
+    stopping, vpc = preview.stopping, preview.vpc
     with _role_checked_by_the_stack():
         trainer = StackModelTrainer(
-            sagemaker_session=session(stack.region, stack.profile),
+            sagemaker_session=offline.session(Session, stack.region, stack.profile),
             role=request["RoleArn"],
             base_job_name=stack.settings.job_name_prefix,
             training_image=spec["TrainingImage"],
@@ -117,38 +111,26 @@ def model_trainer(stack: Any, overrides: dict[str, Any]) -> StackModelTrainer:
         trainer.with_metric_definitions(
             [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in spec["MetricDefinitions"]]
         )
-    trainer._run = run
+    trainer._run = preview.run
     return trainer
 
 
 def inputs(channels: list[dict[str, Any]]) -> list[Channel]:
     """Request channels as SDK 3.x `Channel`s (InputMode kept: the code channel is File)."""
-    out = []
-    for c in channels:
-        source = c["DataSource"]["S3DataSource"]
-        out.append(
-            Channel(
-                channel_name=c["ChannelName"],
-                data_source=DataSource(
-                    s3_data_source=S3DataSource(
-                        s3_data_type=source["S3DataType"],
-                        s3_uri=source["S3Uri"],
-                        s3_data_distribution_type=source["S3DataDistributionType"],
-                    )
-                ),
-                **({"input_mode": c["InputMode"]} if "InputMode" in c else {}),
-            )
+    return [
+        Channel(
+            channel_name=name,
+            data_source=DataSource(
+                s3_data_source=S3DataSource(
+                    s3_data_type=source["S3DataType"],
+                    s3_uri=source["S3Uri"],
+                    s3_data_distribution_type=source["S3DataDistributionType"],
+                )
+            ),
+            **mode,
         )
-    return out
-
-
-def session(region: str, profile: str | None = None) -> Session:
-    """A SageMaker session with telemetry off, for the stack's profile and region; clients
-    follow AWS_ENDPOINT_URL when set."""
-    return Session(
-        boto_session=boto3.Session(region_name=region, profile_name=profile),
-        sagemaker_config=offline.SDK_CONFIG,
-    )
+        for name, source, mode in s3_channels(channels)
+    ]
 
 
 def _checkpoint(request: dict[str, Any]) -> CheckpointConfig | None:
