@@ -29,25 +29,28 @@ from pathlib import Path
 from typing import Any
 
 from core.image_contents import family_for_framework
-from core.instance_types import (  # noqa: F401 (re-exported: core.config is the rules' one name)
-    _EIGHT_GPU_FAMILIES,
-    _GPUS_BY_SIZE,
-    _NEURON_FAMILIES,
-    _ONE_GPU_FAMILIES,
-    MIN_FRAMEWORK_VERSION,
-    SMDDP_FRAMEWORK_RANGE,
+from core.instance_types import (  # noqa: F401 (also used as core.config.<name>)
     SMDDP_INSTANCE_TYPES,
-    _sagemaker_core_dir,
     gpus_per_instance,
     instance_family,
     pytorch_training_images,
-    training_instance_types,
 )
-from core.task_validators import (  # noqa: F401 (re-exported)
-    _CHANNEL_NAME,
-    _HP_KEY,
-    _NUMBER_RULE,
-    MAX_EXTRA_CHANNELS,
+from core.schema.limits import (  # noqa: F401 (also used as core.config.<name>)
+    CONTEXT_KEY,
+    DEFAULT_INSTANCE_TYPE,
+    JOB_NAME_PREFIX_MAX_LEN,
+    JOB_NAME_SUFFIX_MAX_LEN,
+    MAX_CAPACITY_RETRIES,
+    MAX_FLEXIBLE_WINDOW_MIN,
+    MAX_INSTANCE_COUNT,
+    MAX_RETENTION_DAYS,
+    MAX_USER_HYPERPARAMETERS,
+    MAX_VOLUME_GB,
+    MODEL_APPROVAL_STATUSES,
+    MODEL_PACKAGE_GROUP_MAX,
+    SUBNET_PREFIX,
+)
+from core.task_validators import (  # noqa: F401 (also used as core.config.<name>)
     hyperparameter_rule,
     validate_channels,
     validate_hyperparameter,
@@ -57,32 +60,10 @@ from core.task_validators import (  # noqa: F401 (re-exported)
     validate_source_dir,
     validate_task_config,
 )
-from core.validators import (  # noqa: F401 (re-exported)
-    _CRON_FIELDS,
-    _DOW,
-    _MON,
-    CONTEXT_KEY,
-    JOB_NAME_MAX_LEN,
-    JOB_NAME_PREFIX_MAX_LEN,
-    JOB_NAME_SUFFIX_MAX_LEN,
-    MAX_CAPACITY_RETRIES,
-    MAX_FLEXIBLE_WINDOW_MIN,
-    MAX_HYPERPARAMETER_LEN,
-    MAX_HYPERPARAMETERS,
-    MAX_INSTANCE_COUNT,
-    MAX_KEEP_ALIVE_S,
-    MAX_RETENTION_DAYS,
-    MAX_RUNTIME_S,
-    MAX_TAGS,
-    MAX_USER_HYPERPARAMETERS,
-    MAX_VOLUME_GB,
-    RESERVED_HYPERPARAMETERS,
-    SUBNET_PREFIX,
+from core.validators import (  # noqa: F401 (also used as core.config.<name>)
     ConfigError,
     _as_bool,
-    _as_int,
     _choice,
-    _cron_field,
     _fail,
     _range,
     _version_tuple,
@@ -101,10 +82,6 @@ from core.validators import (  # noqa: F401 (re-exported)
 )
 from training import contract
 
-# --- Model registry: CreateModelPackage's ModelApprovalStatus values; group names <= 63 chars ---
-MODEL_APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
-MODEL_PACKAGE_GROUP_MAX = 63
-
 # --- S3 layout shared by roles, workflow and operator --------------------------------------------
 #: Artifacts bucket: SageMaker model output (OutputDataConfig) and checkpoints (CheckpointConfig).
 OUTPUT_PREFIX = "models/"  # = S3OutputPath of infra/workflow_definition.py
@@ -121,7 +98,7 @@ class TrainingConfig:
 
     stack_name: str = "SageMakerTraining"
     job_name_prefix: str = "lightning"  # training-job names: <prefix>-<execution>-<attempt>
-    instance_type: str = "ml.p4d.24xlarge"
+    instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 2
     backend: str = "auto"  # resolved: smddp | torchrun | none ("auto" resolved at load time)
     framework_version: str = "auto"  # PyTorch DLC version (auto: 2.3.0 for smddp, else newest)

@@ -23,7 +23,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from core import config as _config
+from core.instance_types import SMDDP_INSTANCE_TYPES
+from core.schema.limits import (
+    DEFAULT_INSTANCE_TYPE,
+    MAX_HYPERPARAMETER_LEN,
+    MAX_HYPERPARAMETERS,
+    MAX_INSTANCE_COUNT,
+    MAX_USER_HYPERPARAMETERS,
+    RESERVED_HYPERPARAMETER_PREFIX,
+)
 from training import contract
 
 #: Who started a run: the retraining schedule, `trainops start`, a notebook (trainops.sdk), or
@@ -41,28 +49,6 @@ INPUT_KEYS = (
     "train_s3_uri",
     "trigger",
 )
-#: A guard against typos (20 for 2): raise it deliberately if a bigger cluster is wanted.
-MAX_INSTANCE_COUNT = 64
-#: SageMaker's limits: 100 hyperparameters, 256 characters per key and per value.
-MAX_HYPERPARAMETERS = 100
-MAX_HYPERPARAMETER_LENGTH = 256
-#: Keys the workflow sets itself (script mode); a user value would be overwritten.
-RESERVED_HYPERPARAMETER_PREFIX = "sagemaker_"
-SCRIPT_MODE_HYPERPARAMETERS = (
-    "sagemaker_program",
-    "sagemaker_submit_directory",
-    "sagemaker_region",
-    "sagemaker_container_log_level",
-    "sagemaker_job_name",
-    "sagemaker_instance_type",
-)
-#: User + default hyperparameters may use what the framework keys leave of SageMaker's 100
-#: (the script-mode keys plus at most one launcher flag).
-#: The same number as core.config (which keeps one spare slot).
-MAX_USER_HYPERPARAMETERS = _config.MAX_USER_HYPERPARAMETERS
-#: SMDDP runs only on these (p4d, p4de, p3dn; not p5: docs/facts.md).
-SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
-
 #: JSON Schema of the input (documentation and editor support; the validator below is normative).
 EXECUTION_INPUT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -76,10 +62,10 @@ EXECUTION_INPUT_SCHEMA: dict[str, Any] = {
             "maxProperties": MAX_USER_HYPERPARAMETERS,
             "propertyNames": {
                 "minLength": 1,
-                "maxLength": MAX_HYPERPARAMETER_LENGTH,
+                "maxLength": MAX_HYPERPARAMETER_LEN,
                 "not": {"pattern": f"^{RESERVED_HYPERPARAMETER_PREFIX}"},
             },
-            "additionalProperties": {"type": "string", "maxLength": MAX_HYPERPARAMETER_LENGTH},
+            "additionalProperties": {"type": "string", "maxLength": MAX_HYPERPARAMETER_LEN},
         },
         "instance_type": {"type": "string", "pattern": r"^ml\..*\..*"},
         "instance_count": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCE_COUNT},
@@ -102,7 +88,9 @@ MSG_TOO_MANY_HYPERPARAMETERS = (
     f"hyperparameters: at most {MAX_USER_HYPERPARAMETERS} keys including the defaults "
     f"(SageMaker takes {MAX_HYPERPARAMETERS}, the workflow sets the rest)"
 )
-MSG_INSTANCE_TYPE = "instance_type must be a SageMaker instance type like 'ml.p4d.24xlarge'"
+MSG_INSTANCE_TYPE = (
+    f"instance_type must be a SageMaker instance type like {DEFAULT_INSTANCE_TYPE!r}"
+)
 MSG_INSTANCE_COUNT = f"instance_count must be an integer from 1 to {MAX_INSTANCE_COUNT}"
 MSG_SPOT = "spot must be true or false"
 MSG_TRAIN_S3_URI = (
@@ -150,9 +138,9 @@ def _check_hyperparameters(
     if not isinstance(hps, Mapping):
         raise ExecutionInputError(f"{MSG_HYPERPARAMETERS}, got {_type_name(hps)}")
     for key, value in hps.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_HYPERPARAMETER_LENGTH:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_HYPERPARAMETER_LEN:
             raise ExecutionInputError(
-                f"hyperparameters key {_json(key)} must be 1-{MAX_HYPERPARAMETER_LENGTH} characters"
+                f"hyperparameters key {_json(key)} must be 1-{MAX_HYPERPARAMETER_LEN} characters"
             )
         if key.startswith(RESERVED_HYPERPARAMETER_PREFIX):
             raise ExecutionInputError(
@@ -163,10 +151,10 @@ def _check_hyperparameters(
             raise ExecutionInputError(
                 f"{MSG_HYPERPARAMETER_VALUE}, got {_json(key)}: {_json(value)}"
             )
-        if len(value) > MAX_HYPERPARAMETER_LENGTH:
+        if len(value) > MAX_HYPERPARAMETER_LEN:
             raise ExecutionInputError(
                 f"hyperparameters[{_json(key)}] is {len(value)} characters, "
-                f"at most {MAX_HYPERPARAMETER_LENGTH} allowed"
+                f"at most {MAX_HYPERPARAMETER_LEN} allowed"
             )
         known = contract.HYPERPARAMETERS.get(key)
         if strict_choices and known is not None and known.choices and value not in known.choices:

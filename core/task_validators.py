@@ -11,13 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.validators import (
+from core.schema.limits import (
+    MAX_EXTRA_CHANNELS,
     MAX_HYPERPARAMETER_LEN,
     MAX_HYPERPARAMETERS,
     MAX_USER_HYPERPARAMETERS,
+    RESERVED_HYPERPARAMETER_PREFIX,
     RESERVED_HYPERPARAMETERS,
-    _fail,
 )
+from core.validators import _fail
 from training import config_forms, contract, sharding_rules
 
 _NUMBER_RULE = re.compile(r"\((integer|float) (>=|>) (-?[0-9.]+)\)")
@@ -36,7 +38,7 @@ def validate_hyperparameter(name: str, value: Any) -> str:
     key = f"hyperparameters.{name}"
     if not isinstance(name, str) or not _HP_KEY.fullmatch(name) or len(name) > 256:
         raise _fail("hyperparameters", name, "expected keys like batch_size ([A-Za-z_][\\w.-]*)")
-    if name.startswith("sagemaker_"):
+    if name.startswith(RESERVED_HYPERPARAMETER_PREFIX):
         raise _fail(key, value, "sagemaker_* keys are set by the workflow, not by users")
     if not isinstance(value, str):
         shown = json.dumps(value) if isinstance(value, (list, dict, int, float, bool)) else value
@@ -174,8 +176,6 @@ def validate_task_config(value: Any, source_dir: str | None) -> str:
 
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
-#: CreateTrainingJob takes at most 20 channels; train and code are the workflow's.
-MAX_EXTRA_CHANNELS = 18
 
 
 def validate_channels(value: Any) -> dict[str, str]:

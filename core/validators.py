@@ -24,6 +24,17 @@ from core.instance_types import (
     pytorch_training_images,
     training_instance_types,
 )
+from core.schema.limits import (
+    JOB_NAME_MAX_LEN,
+    JOB_NAME_PREFIX_MAX_LEN,
+    MAX_AZS,
+    MAX_INSTANCE_COUNT,
+    MAX_KEEP_ALIVE_S,
+    MAX_RUNTIME_S,
+    MAX_TAGS,
+    MIN_AZS,
+    SUBNET_PREFIX,
+)
 from training import contract
 
 
@@ -36,30 +47,6 @@ class ConfigError(ValueError):
         if len(shown) > 60:
             shown = shown[:45] + "..." + shown[-10:]
         super().__init__(f"{key}={shown}: {allowed}")
-
-
-# --- Limits (SageMaker / Scheduler / CloudFormation) -------------------------------------------
-CONTEXT_KEY = "training"  # cdk.json context object; overrides are `-c training.<field>=<value>`
-MAX_INSTANCE_COUNT = 64  # a typo guard (20 for 2); same as core.execution_input
-MAX_RUNTIME_S = 28 * 24 * 3600  # SageMaker's 28-day ceiling for MaxRuntime / MaxWait
-MAX_KEEP_ALIVE_S = 3600  # warm-pool KeepAlivePeriodInSeconds ceiling
-MAX_VOLUME_GB = 16384
-MAX_HYPERPARAMETERS = 100  # CreateTrainingJob.HyperParameters entries, all included
-#: sagemaker_* framework parameters the workflow adds to every job (program, submit directory,
-#: region, container log level, job name, launcher flag, instance type, one spare).
-RESERVED_HYPERPARAMETERS = 8
-MAX_USER_HYPERPARAMETERS = MAX_HYPERPARAMETERS - RESERVED_HYPERPARAMETERS
-MAX_HYPERPARAMETER_LEN = 256
-JOB_NAME_MAX_LEN = 63
-#: The workflow names jobs `<prefix>-<suffix>`; the suffix (execution + attempt) gets the rest.
-JOB_NAME_PREFIX_MAX_LEN = 24
-JOB_NAME_SUFFIX_MAX_LEN = JOB_NAME_MAX_LEN - JOB_NAME_PREFIX_MAX_LEN - 1
-MAX_CAPACITY_RETRIES = 10
-MAX_FLEXIBLE_WINDOW_MIN = 1440
-MIN_AZS, MAX_AZS = 2, 4
-SUBNET_PREFIX = 20  # each private subnet is a /20 (4091 usable addresses: EFA ENIs add up)
-MAX_TAGS = 50
-MAX_RETENTION_DAYS = 3650
 
 
 def _fail(key: str, value: Any, allowed: str) -> ConfigError:

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from core import efa
-from core import execution_input as ei
+from core.schema.limits import DEFAULT_INSTANCE_TYPE, JOB_NAME_MAX_LEN, MAX_USER_HYPERPARAMETERS
 from training import contract
 
 # --- Job names ---------------------------------------------------------------------------------
-JOB_NAME_MAX = 63
+JOB_NAME_MAX = JOB_NAME_MAX_LEN  # the name the workflow's callers know it by
 RUN_ID_LENGTH = 32  # MD5 hex
 
 
@@ -50,7 +50,7 @@ class WorkflowSettings:
     security_group_ids: tuple[str, ...]
     subnet_ids: tuple[str, ...]
     job_name_prefix: str = "lightning"
-    instance_type: str = "ml.p4d.24xlarge"
+    instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 2
     spot: bool = False
     backend: str = "smddp"
@@ -165,8 +165,8 @@ class WorkflowSettings:
             raise ValueError("max_capacity_retries must be >= 0")
         if not self.code_s3_uri.startswith("s3://") and "${Token" not in self.code_s3_uri:
             raise ValueError(f"code_s3_uri must be an s3:// URI, got {self.code_s3_uri!r}")
-        if len(self.default_hyperparameters) > ei.MAX_USER_HYPERPARAMETERS:
-            raise ValueError(f"at most {ei.MAX_USER_HYPERPARAMETERS} default hyperparameters")
+        if len(self.default_hyperparameters) > MAX_USER_HYPERPARAMETERS:
+            raise ValueError(f"at most {MAX_USER_HYPERPARAMETERS} default hyperparameters")
 
 
 #: Fields of WorkflowSettings that shape the state machine only, never a job request.
