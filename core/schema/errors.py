@@ -48,13 +48,15 @@ def allowed_text(model: type[BaseModel], name: str) -> str:
     return texts[-1] if texts else ""
 
 
-def config_error(err: ValidationError, model: type[BaseModel]) -> ConfigError:
-    """A ValidationError of a stack-settings model as a one-line ConfigError."""
+def config_error(
+    err: ValidationError, model: type[BaseModel], name: str | None = None
+) -> ConfigError:
+    """A ValidationError of a settings model (or of its field `name` alone) as one line."""
     error = first_error(err)
     own = raised(error)
     if isinstance(own, ConfigError):
         return own
-    name = str(error["loc"][0]) if error["loc"] else ""
+    name = name or (str(error["loc"][0]) if error["loc"] else "")
     kind = error["type"]
     if kind in _NOT_AN_INTEGER:
         return ConfigError(name, error["input"], "expected an integer")
@@ -65,4 +67,6 @@ def config_error(err: ValidationError, model: type[BaseModel]) -> ConfigError:
         return ConfigError(name, error["input"], f"expected one of {', '.join(choices)}")
     if own is not None:
         return ConfigError(name, error["input"], str(own))
-    return ConfigError(name, error["input"], allowed_text(model, name) or error["msg"])
+    # Never pydantic's own words: a field without `Allowed` points at its documented type.
+    fallback = "expected the type docs/cdk-training.schema.json gives it"
+    return ConfigError(name, error["input"], allowed_text(model, name) or fallback)
