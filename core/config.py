@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from core.image_contents import family_for_framework
-from core.instance_types import (  # noqa: F401 (the rules' facts, used as core.config.<name>)
+
+# The rules and facts the operator CLI's preflight and the tests use as core.config.<name>.
+from core.instance_types import (  # noqa: F401
     SMDDP_INSTANCE_TYPES,
     gpus_per_instance,
     instance_family,
@@ -39,7 +41,6 @@ from core.schema.limits import (  # noqa: F401
     JOB_NAME_SUFFIX_MAX_LEN,
     MAX_INSTANCE_COUNT,
     MAX_USER_HYPERPARAMETERS,
-    SUBNET_PREFIX,
 )
 from core.schema.rules import _version_tuple, resolve_backend, validate_schedule  # noqa: F401
 from core.schema.stack import (  # noqa: F401
@@ -53,11 +54,7 @@ from core.schema.stack import (  # noqa: F401
     validate_keep_alive,
     validate_spot,
 )
-from core.schema.task_rules import (  # noqa: F401
-    validate_hyperparameter,
-    validate_hyperparameters,
-    validate_sharding,
-)
+from core.schema.task_rules import validate_hyperparameter, validate_hyperparameters  # noqa: F401
 from training import contract
 
 # --- S3 layout shared by roles, workflow and operator --------------------------------------------

@@ -42,11 +42,14 @@ from training import contract
 
 #: Who started a run: the retraining schedule, `trainops start`, a notebook (trainops.sdk), or
 #: new data in the bucket (a `new-data` run is skipped while another run is in progress).
-TRIGGERS = ("schedule", "operator", "sdk", "new-data")
-NEW_DATA_TRIGGER = "new-data"
-DEFAULT_TRIGGER = "operator"
+SCHEDULE_TRIGGER, DEFAULT_TRIGGER, SDK_TRIGGER, NEW_DATA_TRIGGER = TRIGGERS = (
+    "schedule",
+    "operator",
+    "sdk",
+    "new-data",
+)
 #: The execution input of every scheduled run (the workflow merges it over its defaults).
-SCHEDULED_INPUT: dict[str, str] = {"trigger": "schedule"}
+SCHEDULED_INPUT: dict[str, str] = {"trigger": SCHEDULE_TRIGGER}
 #: The globs the state machine matches strings with (StringMatches), in Python too.
 INSTANCE_TYPE_GLOB = Glob("ml.*.*")
 S3_PREFIX_GLOB = Glob("s3://*/*", exclude=("s3:///*",))

@@ -86,29 +86,8 @@ class WorkflowSettings:
     @classmethod
     def from_config(cls, config: Any, **resources: Any) -> WorkflowSettings:
         """Settings from a TrainingConfig plus the resource identifiers (tokens allowed)."""
-        names = (
-            "job_name_prefix",
-            "instance_type",
-            "instance_count",
-            "spot",
-            "backend",
-            "input_mode",
-            "volume_size_gb",
-            "max_runtime_s",
-            "max_wait_s",
-            "checkpointing",
-            "keep_alive_s",
-            "encrypt_inter_container_traffic",
-            "network_isolation",
-            "max_capacity_retries",
-            "hyperparameters",
-            "config",
-            "metrics",
-            "channels",
-            "tags",
-            "model_approval_status",
-        )
-        values = {name: getattr(config, name) for name in names}
+        # Every field that is also a stack setting comes from the config.
+        values = {f.name: getattr(config, f.name) for f in fields(cls) if f.name in _D}
         values["efa_environment"] = efa.plan(config.image_family, config.instance_type).environment
         return cls(**values, **resources)
 

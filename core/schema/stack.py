@@ -62,10 +62,18 @@ def _no_pipe(value: Any) -> Any:
     return value
 
 
-def _described(description: str, **extra: Any) -> Any:
-    return Field(description=description, **extra)
+def _string(allowed: str) -> Any:
+    return Annotated[str, Field(strict=True), Allowed(allowed)]
 
 
+def _checked(kind: Any, rule: Any) -> Any:
+    """`kind` after `rule` (a function of core/schema/rules.py or task_rules.py, own errors)."""
+    return Annotated[kind, BeforeValidator(rule)]
+
+
+StackName = _text(
+    r"^[A-Za-z][A-Za-z0-9-]{0,127}$", "expected a CloudFormation stack name ([A-Za-z][A-Za-z0-9-]*)"
+)
 InstanceType = Annotated[
     _text(
         r"^ml\.[a-z0-9-]+\.[a-z0-9]+$",
@@ -79,105 +87,81 @@ JobNamePrefix = _text(
     f" are <prefix>-<suffix>, at most {JOB_NAME_MAX_LEN} characters)",
     max_length=JOB_NAME_PREFIX_MAX_LEN,
 )
-Seconds = integer  # integer() with the range worded in seconds
+Hyperparameters = Annotated[
+    _checked(dict[str, str], task_rules.validate_hyperparameters),
+    WithJsonSchema(hp_schema.json_schema("the runner's keys or config overrides, as strings")),
+]
+TimeZone = Annotated[
+    _string("expected an IANA time zone like Europe/Berlin"), AfterValidator(rules.known_timezone)
+]
 EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+Email = Annotated[
+    Annotated[str, Field(pattern=EMAIL, strict=True)] | None,
+    BeforeValidator(optional_text),
+    Allowed("expected an e-mail address or none"),
+]
+RUNTIME = f"expected seconds from 1 to {MAX_RUNTIME_S} (28 days)"
+WAIT = f"expected seconds from 0 to {MAX_RUNTIME_S} (> max_runtime_s with spot)"
 
 
 class StackSettings(BaseModel):
     """Training settings of the stack (cdk.json `context.training`; `-c training.<key>=...`)."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, regex_engine="python-re", title="cdk.json training settings"
+        extra="forbid",
+        frozen=True,
+        regex_engine="python-re",
+        use_attribute_docstrings=True,
+        title="cdk.json training settings",
     )
 
-    stack_name: _text(
-        r"^[A-Za-z][A-Za-z0-9-]{0,127}$",
-        "expected a CloudFormation stack name ([A-Za-z][A-Za-z0-9-]*)",
-    ) = "SageMakerTraining"
-    job_name_prefix: JobNamePrefix = _described(
-        "training-job names: <prefix>-<execution>-<attempt>", default="lightning"
-    )
+    stack_name: StackName = "SageMakerTraining"
+    job_name_prefix: JobNamePrefix = "lightning"
+    """training-job names: <prefix>-<execution>-<attempt>"""
     instance_type: InstanceType = DEFAULT_INSTANCE_TYPE
     instance_count: integer(1, MAX_INSTANCE_COUNT) = 2
-    backend: choice(*contract.BACKENDS, "auto") = _described(
-        "auto: smddp on SMDDP instances, none on one single-device instance, else torchrun",
-        default="auto",
-    )
-    framework_version: Annotated[
-        str, Field(strict=True), Allowed("expected a PyTorch training DLC version or auto")
-    ] = _described("PyTorch DLC version; auto: 2.3.0 for smddp, else the newest", default="auto")
-    py_version: Annotated[str, Field(strict=True), Allowed("expected py3NN or auto")] = _described(
-        "auto: the newest Python of that DLC", default="auto"
-    )
+    backend: choice(*contract.BACKENDS, "auto") = "auto"
+    """auto: smddp on SMDDP instances, none on one single-device instance, else torchrun"""
+    framework_version: _string("expected a PyTorch training DLC version or auto") = "auto"
+    """the PyTorch DLC; auto: the last SMDDP one for smddp, else the newest"""
+    py_version: _string("expected py3NN or auto") = "auto"
+    """auto: the newest Python of that DLC"""
     volume_size_gb: integer(1, MAX_VOLUME_GB, unit=" GB") = 100
-    max_runtime_s: Seconds(
-        1, MAX_RUNTIME_S, f"expected seconds from 1 to {MAX_RUNTIME_S} (28 days)"
-    ) = 86400
+    max_runtime_s: integer(1, MAX_RUNTIME_S, RUNTIME) = 86400
     spot: Flag = False
-    max_wait_s: Seconds(
-        0, MAX_RUNTIME_S, f"expected seconds from 0 to {MAX_RUNTIME_S} (> max_runtime_s with spot)"
-    ) = _described("with spot: more than max_runtime_s; 0 without spot", default=0)
+    max_wait_s: integer(0, MAX_RUNTIME_S, WAIT) = 0
+    """with spot: more than max_runtime_s; 0 without spot"""
     checkpointing: Flag = True
-    keep_alive_s: Seconds(0, MAX_KEEP_ALIVE_S, f"expected seconds from 0 to {MAX_KEEP_ALIVE_S}") = (
-        _described("warm pool; only without spot", default=0)
-    )
-    input_mode: Annotated[choice("File", "FastFile"), BeforeValidator(_no_pipe)] = "FastFile"
-    hyperparameters: Annotated[
-        dict[str, str],
-        BeforeValidator(task_rules.validate_hyperparameters),
-        WithJsonSchema(hp_schema.json_schema("the runner's keys or config overrides, as strings")),
-    ] = {}
-    source_dir: Annotated[str | None, BeforeValidator(task_rules.validate_source_dir)] = _described(
-        "the user project (relative to cdk.json); null = built-in tasks", default=None
-    )
-    config: Annotated[
-        str, Field(strict=True), Allowed("expected a built-in task or a YAML path in source_dir")
-    ] = _described(
-        "the task config: a built-in task or a YAML path inside source_dir", default="digits"
-    )
-    metrics: Annotated[tuple[str, ...], BeforeValidator(task_rules.validate_metrics)] = _described(
-        "metric names the task logs that get SageMaker MetricDefinitions", default=()
-    )
-    channels: Annotated[dict[str, str], BeforeValidator(task_rules.validate_channels)] = _described(
-        "more input channels: name -> key prefix in the data bucket", default={}
-    )
-    schedule_cron: Annotated[str | None, BeforeValidator(rules.validate_schedule)] = _described(
-        "cron(minutes hours day-of-month month day-of-week year), or off",
-        default="cron(0 3 ? * SUN *)",
-    )
-    schedule_timezone: Annotated[
-        str,
-        Field(strict=True),
-        AfterValidator(rules.known_timezone),
-        Allowed("expected an IANA time zone like Europe/Berlin"),
-    ] = "UTC"
+    keep_alive_s: integer(0, MAX_KEEP_ALIVE_S, f"expected seconds from 0 to {MAX_KEEP_ALIVE_S}") = 0
+    """warm pool; only without spot"""
+    input_mode: _checked(choice("File", "FastFile"), _no_pipe) = "FastFile"
+    hyperparameters: Hyperparameters = {}
+    source_dir: _checked(str | None, task_rules.validate_source_dir) = None
+    """the user project (relative to cdk.json); null = the built-in tasks only"""
+    config: _string("expected a built-in task or a YAML path in source_dir") = "digits"
+    """the task config: a built-in task or a YAML path inside source_dir"""
+    metrics: _checked(tuple[str, ...], task_rules.validate_metrics) = ()
+    """metric names the task logs that get SageMaker MetricDefinitions"""
+    channels: _checked(dict[str, str], task_rules.validate_channels) = {}
+    """more input channels: name -> key prefix in the data bucket"""
+    schedule_cron: _checked(str | None, rules.validate_schedule) = "cron(0 3 ? * SUN *)"
+    """cron(minutes hours day-of-month month day-of-week year), or off"""
+    schedule_timezone: TimeZone = "UTC"
     schedule_flexible_window_min: integer(0, MAX_FLEXIBLE_WINDOW_MIN, unit=" minutes (0 = off)") = 0
-    notification_email: Annotated[
-        Annotated[str, Field(pattern=EMAIL, strict=True)] | None,
-        BeforeValidator(optional_text),
-        Allowed("expected an e-mail address or none"),
-    ] = None
-    vpc_cidr: Annotated[str, Field(strict=True), Allowed("expected a private IPv4 network")] = (
-        "10.42.0.0/16"
-    )
+    notification_email: Email = None
+    vpc_cidr: _string("expected a private IPv4 network") = "10.42.0.0/16"
     max_azs: integer(MIN_AZS, MAX_AZS, f"expected {MIN_AZS} to {MAX_AZS} availability zones") = 2
     removal_policy: choice("retain", "destroy") = "retain"
     encrypt_inter_container_traffic: Flag = False
-    network_isolation: Flag = _described(
-        "EnableNetworkIsolation: the container reaches only its peers (code arrives as a "
-        "channel, dependencies as wheels in it)",
-        default=True,
-    )
+    network_isolation: Flag = True
+    """EnableNetworkIsolation: the container reaches only its peers (code, wheels: a channel)"""
     max_capacity_retries: integer(0, MAX_CAPACITY_RETRIES) = 3
-    tags: Annotated[dict[str, str], BeforeValidator(rules.validate_tags)] = {}
-    model_registry: Flag = _described(
-        "register every trained model as a version of the stack's model package group",
-        default=True,
-    )
+    tags: _checked(dict[str, str], rules.validate_tags) = {}
+    model_registry: Flag = True
+    """register every trained model as a version of the stack's model package group"""
     model_approval_status: choice(*MODEL_APPROVAL_STATUSES) = "PendingManualApproval"
-    retrain_on_new_data: Flag = _described(
-        "start a run when <train prefix><retrain_marker> lands in the data bucket", default=False
-    )
+    retrain_on_new_data: Flag = False
+    """start a run when <train prefix><retrain_marker> lands in the data bucket"""
     retrain_marker: _text(
         r"^[A-Za-z0-9_.-]{1,64}$", "expected a file name of [A-Za-z0-9_.-], e.g. _SUCCESS"
     ) = "_SUCCESS"
