@@ -30,7 +30,7 @@ def hyperparameter_rule(name: str) -> tuple[str, str, float] | None:
 
 
 def _property(name: str, spec: contract.Hyperparameter) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "string", "description": spec.help}
+    out: dict[str, Any] = {"type": "string", "description": f"{spec.help} ({spec.rule()})"}
     if spec.choices:
         out["enum"] = list(spec.choices)
     elif spec.kind in _PATTERNS:
