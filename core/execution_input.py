@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -232,13 +232,13 @@ class InputCheck:
 
 
 def _input_check(key: str, field: FieldInfo) -> InputCheck:
-    name = "".join(part.capitalize() for part in key.split("_")).replace("S3uri", "S3Uri")
+    name = "".join(part.capitalize() for part in key.split("_"))
     cause = allowed_text(ExecutionInput, key)
     glob = next((m for m in field.metadata if isinstance(m, Glob)), None)
     bounds = {type(m).__name__: m for m in field.metadata}
     if field.annotation is bool:
         return InputCheck(name, key, "boolean", cause)
-    if get_args(field.annotation) and field.annotation.__origin__ is dict:  # type: ignore[union-attr]
+    if get_origin(field.annotation) is dict:
         return InputCheck(name, key, "object", cause)
     if glob is not None:
         return InputCheck(name, key, "glob", cause, glob=glob)
