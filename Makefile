@@ -21,7 +21,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo local-train test test-fast test-loaded lint synth bench lock clean
+.PHONY: setup demo local-train test test-fast test-loaded lint synth schema bench lock clean
 
 # The checkout is installed editable (pyproject.toml, setuptools from the pinned files): notebooks
 # and scripts run from anywhere import trainops.sdk, and `trainops` is a console script.
@@ -80,6 +80,10 @@ lint: setup
 
 synth: setup
 	npx cdk synth --quiet
+
+## Regenerate docs/cdk-training.schema.json from core/schema/stack.py (a test fails when stale).
+schema: setup
+	$(BIN)/python -m core.schema
 
 ## Re-resolve each image family's wheels (training/requirements/*.in -> *.lock); needs PyPI.
 ## PROJECT=DIR locks a user project's requirements.txt with them (DIR/requirements.<family>.lock).

@@ -1,98 +1,62 @@
-"""The execution input of the training state machine: its schema and a pure-Python validator.
+"""The execution input of the training state machine, as one pydantic model.
 
-Every key is optional; whatever is absent comes from the stack configuration:
-
-    {
-      "trigger": "schedule" | "operator",         # who started it (tags, notifications)
-      "hyperparameters": {"epochs": "5", ...},    # strings; merged key by key over the defaults
-      "instance_type": "ml.p4d.24xlarge",         # an ml.* SageMaker training instance type
-      "instance_count": 2,                        # integer, 1..MAX_INSTANCE_COUNT
-      "spot": true,                               # managed spot training
-      "train_s3_uri": "s3://bucket/prefix/"       # `train` channel; default: data bucket train/
-    }
-
-Unknown keys are rejected. The state machine applies the same rules with Choice states before it
-creates any training job (see infra/workflow_definition.py); this module is the operator CLI's
-way to reject a bad input before it calls StartExecution, with the same one-line messages. It
-must not import aws_cdk.
+Every key is optional; whatever is absent comes from the stack configuration. `ExecutionInput`
+holds each key's rule once: `validate_execution_input` (the operator CLI and trainops.sdk,
+before StartExecution) checks with it, and the state machine's own Choice-state checks
+(infra/workflow_definition/input_stage.py) and the JSON schema are generated from it, so both
+reject the same inputs with the same words (the Fail states' causes; Python adds `, got <value>`,
+which the state machine cannot quote). No aws_cdk import.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
 
-from core import config as _config
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.fields import FieldInfo
+
+from core.instance_types import SMDDP_INSTANCE_TYPES
+from core.schema import hyperparameters as hp_rules
+from core.schema.errors import allowed_text, first_error, raised
+from core.schema.export import json_schema
+from core.schema.fields import Allowed, Glob, choice, glob_text, integer
+from core.schema.limits import (
+    DEFAULT_INSTANCE_TYPE,
+    MAX_HYPERPARAMETER_LEN,
+    MAX_HYPERPARAMETERS,
+    MAX_INSTANCE_COUNT,
+    MAX_USER_HYPERPARAMETERS,
+    RESERVED_HYPERPARAMETER_PREFIX,
+)
 from training import contract
 
 #: Who started a run: the retraining schedule, `trainops start`, a notebook (trainops.sdk), or
 #: new data in the bucket (a `new-data` run is skipped while another run is in progress).
-TRIGGERS = ("schedule", "operator", "sdk", "new-data")
-NEW_DATA_TRIGGER = "new-data"
-DEFAULT_TRIGGER = "operator"
+SCHEDULE_TRIGGER, DEFAULT_TRIGGER, SDK_TRIGGER, NEW_DATA_TRIGGER = TRIGGERS = (
+    "schedule",
+    "operator",
+    "sdk",
+    "new-data",
+)
 #: The execution input of every scheduled run (the workflow merges it over its defaults).
-SCHEDULED_INPUT: dict[str, str] = {"trigger": "schedule"}
-INPUT_KEYS = (
-    "hyperparameters",
-    "instance_count",
-    "instance_type",
-    "spot",
-    "train_s3_uri",
-    "trigger",
-)
-#: A guard against typos (20 for 2): raise it deliberately if a bigger cluster is wanted.
-MAX_INSTANCE_COUNT = 64
-#: SageMaker's limits: 100 hyperparameters, 256 characters per key and per value.
-MAX_HYPERPARAMETERS = 100
-MAX_HYPERPARAMETER_LENGTH = 256
-#: Keys the workflow sets itself (script mode); a user value would be overwritten.
-RESERVED_HYPERPARAMETER_PREFIX = "sagemaker_"
-SCRIPT_MODE_HYPERPARAMETERS = (
-    "sagemaker_program",
-    "sagemaker_submit_directory",
-    "sagemaker_region",
-    "sagemaker_container_log_level",
-    "sagemaker_job_name",
-    "sagemaker_instance_type",
-)
-#: User + default hyperparameters may use what the framework keys leave of SageMaker's 100
-#: (the script-mode keys plus at most one launcher flag).
-#: The same number as core.config (which keeps one spare slot).
-MAX_USER_HYPERPARAMETERS = _config.MAX_USER_HYPERPARAMETERS
-#: SMDDP runs only on these (p4d, p4de, p3dn; not p5: docs/facts.md).
-SMDDP_INSTANCE_TYPES = ("ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p3dn.24xlarge")
-
-#: JSON Schema of the input (documentation and editor support; the validator below is normative).
-EXECUTION_INPUT_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Training state machine execution input",
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "trigger": {"enum": list(TRIGGERS), "default": DEFAULT_TRIGGER},
-        "hyperparameters": {
-            "type": "object",
-            "maxProperties": MAX_USER_HYPERPARAMETERS,
-            "propertyNames": {
-                "minLength": 1,
-                "maxLength": MAX_HYPERPARAMETER_LENGTH,
-                "not": {"pattern": f"^{RESERVED_HYPERPARAMETER_PREFIX}"},
-            },
-            "additionalProperties": {"type": "string", "maxLength": MAX_HYPERPARAMETER_LENGTH},
-        },
-        "instance_type": {"type": "string", "pattern": r"^ml\..*\..*"},
-        "instance_count": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCE_COUNT},
-        "spot": {"type": "boolean"},
-        "train_s3_uri": {"type": "string", "pattern": r"^s3://[^/]+/.*"},
-    },
-}
-
+SCHEDULED_INPUT: dict[str, str] = {"trigger": SCHEDULE_TRIGGER}
+#: The globs the state machine matches strings with (StringMatches), in Python too.
+INSTANCE_TYPE_GLOB = Glob("ml.*.*")
+S3_PREFIX_GLOB = Glob("s3://*/*", exclude=("s3:///*",))
 
 #: The rules, worded once: the state machine's Fail states use these as their Cause, and the
-#: Python validator adds `, got <value>` (the state machine cannot quote arbitrary values).
+#: Python validator adds `, got <value>`.
 MSG_NOT_OBJECT = "execution input must be a JSON object"
-MSG_UNKNOWN_KEY = f"execution input has an unknown key; allowed: {', '.join(INPUT_KEYS)}"
 MSG_TRIGGER = f"trigger must be one of {', '.join(repr(t) for t in TRIGGERS)}"
 MSG_HYPERPARAMETERS = "hyperparameters must be an object of string values"
 MSG_HYPERPARAMETER_VALUE = (
@@ -102,7 +66,9 @@ MSG_TOO_MANY_HYPERPARAMETERS = (
     f"hyperparameters: at most {MAX_USER_HYPERPARAMETERS} keys including the defaults "
     f"(SageMaker takes {MAX_HYPERPARAMETERS}, the workflow sets the rest)"
 )
-MSG_INSTANCE_TYPE = "instance_type must be a SageMaker instance type like 'ml.p4d.24xlarge'"
+MSG_INSTANCE_TYPE = (
+    f"instance_type must be a SageMaker instance type like {DEFAULT_INSTANCE_TYPE!r}"
+)
 MSG_INSTANCE_COUNT = f"instance_count must be an integer from 1 to {MAX_INSTANCE_COUNT}"
 MSG_SPOT = "spot must be true or false"
 MSG_TRAIN_S3_URI = (
@@ -125,34 +91,25 @@ def _json(value: Any) -> str:
 
 
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
+    for name, types in (("null", type(None)), ("boolean", bool), ("number", (int, float))):
+        if isinstance(value, types):
+            return name
+    for name, types in (("string", str), ("array", (list, tuple)), ("object", Mapping)):
+        if isinstance(value, types):
+            return name
     return type(value).__name__
 
 
-def _fail(message: str, value: Any) -> ExecutionInputError:
-    return ExecutionInputError(f"{message}, got {_json(value)}")
-
-
-def _check_hyperparameters(
-    hps: Any, defaults: Mapping[str, str], strict_choices: bool
-) -> dict[str, str]:
+def _check_hyperparameters(hps: Any, info: Any) -> dict[str, str]:
+    """The hyperparameters' own rules (each with its own words); `info.context` carries the
+    configured defaults (they count toward the limit) and whether to check enumerated values."""
+    context = info.context or {}
     if not isinstance(hps, Mapping):
         raise ExecutionInputError(f"{MSG_HYPERPARAMETERS}, got {_type_name(hps)}")
     for key, value in hps.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_HYPERPARAMETER_LENGTH:
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_HYPERPARAMETER_LEN:
             raise ExecutionInputError(
-                f"hyperparameters key {_json(key)} must be 1-{MAX_HYPERPARAMETER_LENGTH} characters"
+                f"hyperparameters key {_json(key)} must be 1-{MAX_HYPERPARAMETER_LEN} characters"
             )
         if key.startswith(RESERVED_HYPERPARAMETER_PREFIX):
             raise ExecutionInputError(
@@ -163,34 +120,71 @@ def _check_hyperparameters(
             raise ExecutionInputError(
                 f"{MSG_HYPERPARAMETER_VALUE}, got {_json(key)}: {_json(value)}"
             )
-        if len(value) > MAX_HYPERPARAMETER_LENGTH:
+        if len(value) > MAX_HYPERPARAMETER_LEN:
             raise ExecutionInputError(
                 f"hyperparameters[{_json(key)}] is {len(value)} characters, "
-                f"at most {MAX_HYPERPARAMETER_LENGTH} allowed"
+                f"at most {MAX_HYPERPARAMETER_LEN} allowed"
             )
         known = contract.HYPERPARAMETERS.get(key)
-        if strict_choices and known is not None and known.choices and value not in known.choices:
+        strict = context.get("strict_choices", True)
+        if strict and known and known.choices and value not in known.choices:
             allowed = ", ".join(_json(choice) for choice in known.choices)
             raise ExecutionInputError(
                 f"hyperparameters[{_json(key)}] must be one of {allowed}, got {_json(value)}"
             )
-    total = len(set(hps) | set(defaults))
+    total = len(set(hps) | set(context.get("defaults") or {}))
     if total > MAX_USER_HYPERPARAMETERS:
         raise ExecutionInputError(f"{MSG_TOO_MANY_HYPERPARAMETERS}, got {total}")
     return dict(hps)
 
 
-def is_instance_type(value: Any) -> bool:
-    """`ml.<family>.<size>`: the state machine's StringMatches 'ml.*.*', in Python."""
-    return isinstance(value, str) and value.startswith("ml.") and "." in value[3:]
+#: An absent key: the deployed stack's configured value (no default of the input's own).
+_STACK_DEFAULT: Any = Field(None, description="absent: the stack's configured value")
 
 
-def is_s3_prefix_uri(value: Any) -> bool:
-    """`s3://bucket/...`: the state machine's StringMatches 's3://*/*' and not 's3:///*'."""
-    if not isinstance(value, str) or not value.startswith("s3://"):
-        return False
-    bucket, sep, _ = value[len("s3://") :].partition("/")
-    return bool(bucket) and bool(sep)
+class ExecutionInput(BaseModel):
+    """Training state machine execution input (every key optional: the stack's defaults)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        regex_engine="python-re",
+        title="Training state machine execution input",
+    )
+
+    trigger: Annotated[choice(*TRIGGERS), Allowed(MSG_TRIGGER)] = DEFAULT_TRIGGER
+    hyperparameters: Annotated[
+        dict[str, str],
+        BeforeValidator(_check_hyperparameters),
+        Allowed(MSG_HYPERPARAMETERS),
+        WithJsonSchema(hp_rules.json_schema("the run's hyperparameters, over the defaults")),
+    ] = {}
+    instance_type: glob_text(INSTANCE_TYPE_GLOB, MSG_INSTANCE_TYPE) = _STACK_DEFAULT
+    instance_count: Annotated[
+        integer(1, MAX_INSTANCE_COUNT, from_text=False), Allowed(MSG_INSTANCE_COUNT)
+    ] = _STACK_DEFAULT
+    spot: Annotated[bool, Allowed(MSG_SPOT)] = _STACK_DEFAULT
+    #: Absent: the `train/` prefix of the stack's data bucket.
+    train_s3_uri: glob_text(S3_PREFIX_GLOB, MSG_TRAIN_S3_URI) = _STACK_DEFAULT
+
+
+#: The input's keys, sorted (the unknown-key message lists them).
+INPUT_KEYS = tuple(sorted(ExecutionInput.model_fields))
+MSG_UNKNOWN_KEY = f"execution input has an unknown key; allowed: {', '.join(INPUT_KEYS)}"
+#: JSON Schema of the input (documentation and editor support), generated from the model.
+EXECUTION_INPUT_SCHEMA: dict[str, Any] = json_schema(ExecutionInput)
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "model_type":
+        return f"{MSG_NOT_OBJECT}, got {_type_name(error['input'])}"
+    name = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        return f"{MSG_UNKNOWN_KEY}, got {_json(name)}"
+    own = raised(error)
+    if isinstance(own, ExecutionInputError):
+        return str(own)
+    return f"{allowed_text(ExecutionInput, name)}, got {_json(error['input'])}"
 
 
 def validate_execution_input(
@@ -208,43 +202,51 @@ def validate_execution_input(
     `strict_choices` also checks the contract's enumerated hyperparameter values (the state
     machine checks types only, so this is stricter than the state machine).
     """
-    if not isinstance(data, Mapping):
-        raise ExecutionInputError(f"{MSG_NOT_OBJECT}, got {_type_name(data)}")
-    unknown = sorted(str(key) for key in data if key not in INPUT_KEYS)
-    if unknown:
-        raise ExecutionInputError(f"{MSG_UNKNOWN_KEY}, got {_json(unknown[0])}")
-    out: dict[str, Any] = {}
-    if "trigger" in data:
-        if not isinstance(data["trigger"], str) or data["trigger"] not in TRIGGERS:
-            raise _fail(MSG_TRIGGER, data["trigger"])
-        out["trigger"] = data["trigger"]
-    if "hyperparameters" in data:
-        out["hyperparameters"] = _check_hyperparameters(
-            data["hyperparameters"], defaults or {}, strict_choices
-        )
-    if "instance_type" in data:
-        if not is_instance_type(data["instance_type"]):
-            raise _fail(MSG_INSTANCE_TYPE, data["instance_type"])
-        out["instance_type"] = data["instance_type"]
-    if "instance_count" in data:
-        count = data["instance_count"]
-        if (
-            isinstance(count, bool)
-            or not isinstance(count, int)
-            or not 1 <= count <= MAX_INSTANCE_COUNT
-        ):
-            raise _fail(MSG_INSTANCE_COUNT, count)
-        out["instance_count"] = count
-    if "spot" in data:
-        if not isinstance(data["spot"], bool):
-            raise _fail(MSG_SPOT, data["spot"])
-        out["spot"] = data["spot"]
-    if "train_s3_uri" in data:
-        if not is_s3_prefix_uri(data["train_s3_uri"]):
-            raise _fail(MSG_TRAIN_S3_URI, data["train_s3_uri"])
-        out["train_s3_uri"] = data["train_s3_uri"]
+    context = {"defaults": defaults or {}, "strict_choices": strict_choices}
+    try:
+        checked = ExecutionInput.model_validate(data, context=context)
+    except ValidationError as err:
+        raise ExecutionInputError(_message(first_error(err))) from None
+    out = checked.model_dump(exclude_unset=True)
     if backend == "smddp":
         instance_type = out.get("instance_type", default_instance_type)
         if instance_type is not None and instance_type not in SMDDP_INSTANCE_TYPES:
-            raise _fail(MSG_SMDDP_INSTANCE_TYPE, instance_type)
+            raise ExecutionInputError(f"{MSG_SMDDP_INSTANCE_TYPE}, got {_json(instance_type)}")
     return out
+
+
+# --- The same rules for the state machine ------------------------------------------------------
+@dataclass(frozen=True)
+class InputCheck:
+    """One key's rule in the terms of a Choice state: what a valid value is, and the cause of
+    the Fail state a bad one ends in. `kind` is object, choice, glob, range or boolean."""
+
+    name: str  # the Fail state's rule name: InstanceType for instance_type
+    key: str
+    kind: str
+    cause: str
+    choices: tuple[str, ...] = ()
+    glob: Glob | None = None
+    low: int | None = None
+    high: int | None = None
+
+
+def _input_check(key: str, field: FieldInfo) -> InputCheck:
+    name = "".join(part.capitalize() for part in key.split("_"))
+    cause = allowed_text(ExecutionInput, key)
+    glob = next((m for m in field.metadata if isinstance(m, Glob)), None)
+    bounds = {type(m).__name__: m for m in field.metadata}
+    if field.annotation is bool:
+        return InputCheck(name, key, "boolean", cause)
+    if get_origin(field.annotation) is dict:
+        return InputCheck(name, key, "object", cause)
+    if glob is not None:
+        return InputCheck(name, key, "glob", cause, glob=glob)
+    if "Ge" in bounds:
+        return InputCheck(name, key, "range", cause, low=bounds["Ge"].ge, high=bounds["Le"].le)
+    return InputCheck(name, key, "choice", cause, choices=get_args(field.annotation))
+
+
+def input_checks() -> list[InputCheck]:
+    """Every key's rule, in the model's order (the state machine's ValidateInput choices)."""
+    return [_input_check(key, field) for key, field in ExecutionInput.model_fields.items()]

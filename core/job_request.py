@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.config import CHECKPOINT_PREFIX, OUTPUT_PREFIX
+from core.execution_input import DEFAULT_TRIGGER
 from core.workflow_settings import WorkflowSettings
 from training import contract
 
@@ -140,7 +141,7 @@ def plan_run(
         job_name=job_name,
         run_id=run_id,
         attempt=attempt,
-        trigger=checked_input.get("trigger", "operator"),
+        trigger=checked_input.get("trigger", DEFAULT_TRIGGER),
         instance_type=instance_type,
         instance_count=resource["InstanceCount"],
         spot=spot,

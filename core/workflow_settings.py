@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from core import efa
-from core import execution_input as ei
+from core.schema.limits import JOB_NAME_MAX_LEN, MAX_USER_HYPERPARAMETERS
+from core.schema.stack import DEFAULTS as _D
 from training import contract
 
 # --- Job names ---------------------------------------------------------------------------------
-JOB_NAME_MAX = 63
+JOB_NAME_MAX = JOB_NAME_MAX_LEN  # the name the workflow's callers know it by
 RUN_ID_LENGTH = 32  # MD5 hex
 
 
@@ -49,32 +50,32 @@ class WorkflowSettings:
     kms_key_arn: str
     security_group_ids: tuple[str, ...]
     subnet_ids: tuple[str, ...]
-    job_name_prefix: str = "lightning"
-    instance_type: str = "ml.p4d.24xlarge"
-    instance_count: int = 2
-    spot: bool = False
+    job_name_prefix: str = _D["job_name_prefix"]
+    instance_type: str = _D["instance_type"]
+    instance_count: int = _D["instance_count"]
+    spot: bool = _D["spot"]
     backend: str = "smddp"
-    input_mode: str = "FastFile"
-    volume_size_gb: int = 100
-    max_runtime_s: int = 86400
-    max_wait_s: int = 0
-    checkpointing: bool = True
-    keep_alive_s: int = 0
-    encrypt_inter_container_traffic: bool = False
-    network_isolation: bool = True
+    input_mode: str = _D["input_mode"]
+    volume_size_gb: int = _D["volume_size_gb"]
+    max_runtime_s: int = _D["max_runtime_s"]
+    max_wait_s: int = _D["max_wait_s"]
+    checkpointing: bool = _D["checkpointing"]
+    keep_alive_s: int = _D["keep_alive_s"]
+    encrypt_inter_container_traffic: bool = _D["encrypt_inter_container_traffic"]
+    network_isolation: bool = _D["network_isolation"]
     #: Name of the bundle object inside the code channel (the asset key's last part).
     code_file_name: str = "sourcedir.tar.gz"
-    max_capacity_retries: int = 3
+    max_capacity_retries: int = _D["max_capacity_retries"]
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     #: The task config (hyperparameter `config`) and the task metrics with MetricDefinitions.
-    config: str = "digits"
+    config: str = _D["config"]
     metrics: tuple[str, ...] = ()
     #: Extra input channels: name -> key prefix in the data bucket.
     channels: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     #: The model package group a successful run registers its model in ("" = no registry).
     model_package_group: str = ""
-    model_approval_status: str = "PendingManualApproval"
+    model_approval_status: str = _D["model_approval_status"]
     backoff_base_s: int = 300
     backoff_max_s: int = 3600
     #: EFA settings the image's toolkit would miss for instance_type (core/efa.py).
@@ -85,29 +86,8 @@ class WorkflowSettings:
     @classmethod
     def from_config(cls, config: Any, **resources: Any) -> WorkflowSettings:
         """Settings from a TrainingConfig plus the resource identifiers (tokens allowed)."""
-        names = (
-            "job_name_prefix",
-            "instance_type",
-            "instance_count",
-            "spot",
-            "backend",
-            "input_mode",
-            "volume_size_gb",
-            "max_runtime_s",
-            "max_wait_s",
-            "checkpointing",
-            "keep_alive_s",
-            "encrypt_inter_container_traffic",
-            "network_isolation",
-            "max_capacity_retries",
-            "hyperparameters",
-            "config",
-            "metrics",
-            "channels",
-            "tags",
-            "model_approval_status",
-        )
-        values = {name: getattr(config, name) for name in names}
+        # Every field that is also a stack setting comes from the config.
+        values = {f.name: getattr(config, f.name) for f in fields(cls) if f.name in _D}
         values["efa_environment"] = efa.plan(config.image_family, config.instance_type).environment
         return cls(**values, **resources)
 
@@ -165,8 +145,8 @@ class WorkflowSettings:
             raise ValueError("max_capacity_retries must be >= 0")
         if not self.code_s3_uri.startswith("s3://") and "${Token" not in self.code_s3_uri:
             raise ValueError(f"code_s3_uri must be an s3:// URI, got {self.code_s3_uri!r}")
-        if len(self.default_hyperparameters) > ei.MAX_USER_HYPERPARAMETERS:
-            raise ValueError(f"at most {ei.MAX_USER_HYPERPARAMETERS} default hyperparameters")
+        if len(self.default_hyperparameters) > MAX_USER_HYPERPARAMETERS:
+            raise ValueError(f"at most {MAX_USER_HYPERPARAMETERS} default hyperparameters")
 
 
 #: Fields of WorkflowSettings that shape the state machine only, never a job request.

@@ -15,7 +15,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from core.config import SUBNET_PREFIX, TrainingConfig
+from core.config import TrainingConfig
+from core.schema.limits import SUBNET_PREFIX
 from infra import nag
 
 #: Matches nothing (ICMP type 252, code 86, to a broadcast address): CDK's own marker for a group

@@ -72,7 +72,8 @@ class Hyperparameter:
     """One runner hyperparameter: its default (as SageMaker sends it, a string) and rule.
 
     `kind` is "int", "float" or "str"; `minimum` bounds numbers (inclusive, or exclusive when
-    `exclusive_minimum`); `choices`, when given, lists every allowed string. A `target` makes the
+    `exclusive_minimum`); `choices`, when given, lists every allowed string; `help` says what
+    the key does (its rule in words is `rule()`, never repeated in the help). A `target` makes the
     key a shortcut for one config override (`epochs` -> `trainer.max_epochs`); shortcuts have no
     default of their own (the task config holds it).
     """
@@ -129,14 +130,14 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
     ),
     "epochs": Hyperparameter(
         None,
-        "number of training epochs (integer >= 1); shortcut for trainer.max_epochs",
+        "number of training epochs; shortcut for trainer.max_epochs",
         kind="int",
         minimum=1,
         target="trainer.max_epochs",
     ),
     "max_steps": Hyperparameter(
         None,
-        "stop after this many optimizer steps in total, -1 = no limit (integer >= -1); "
+        "stop after this many optimizer steps in total, -1 = no limit; "
         "shortcut for trainer.max_steps",
         kind="int",
         minimum=-1,
@@ -144,21 +145,21 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
     ),
     "batch_size": Hyperparameter(
         None,
-        "per-device batch size (integer >= 1); shortcut for data.init_args.batch_size",
+        "per-device batch size; shortcut for data.init_args.batch_size",
         kind="int",
         minimum=1,
         target="data.init_args.batch_size",
     ),
     "num_workers": Hyperparameter(
         None,
-        "data loader workers per process (integer >= 0); shortcut for data.init_args.num_workers",
+        "data loader workers per process; shortcut for data.init_args.num_workers",
         kind="int",
         minimum=0,
         target="data.init_args.num_workers",
     ),
     "lr": Hyperparameter(
         None,
-        "base learning rate for one process (float > 0); shortcut for the lr_key override",
+        "base learning rate for one process; shortcut for the lr_key override",
         kind="float",
         minimum=0,
         exclusive_minimum=True,
@@ -176,37 +177,37 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         "numeric precision; auto = bf16-mixed on bf16 GPUs, 16-mixed on older GPUs, 32 on CPU",
         ("auto", "32", "16-mixed", "bf16-mixed"),
     ),
-    "seed": Hyperparameter("42", "random seed (integer >= 0)", kind="int", minimum=0),
+    "seed": Hyperparameter("42", "random seed", kind="int", minimum=0),
     "checkpoint_every_n_steps": Hyperparameter(
         "50",
-        "write last.ckpt every N optimizer steps, and at each epoch end (integer >= 1)",
+        "write last.ckpt every N optimizer steps, and at each epoch end",
         kind="int",
         minimum=1,
     ),
     "checkpoint_every_minutes": Hyperparameter(
         "10.0",
         "also write last.ckpt once this many minutes of training passed since the last one; "
-        "bounds the work a stop or a lost instance costs; 0 = off (float >= 0)",
+        "bounds the work a stop or a lost instance costs; 0 = off",
         kind="float",
         minimum=0,
     ),
     "startup_timeout_s": Hyperparameter(
         "1800",
         "stall watchdog: fail the job when no training step has finished this many seconds "
-        "after the runner started; 0 = off (integer >= 0)",
+        "after the runner started; 0 = off",
         kind="int",
         minimum=0,
     ),
     "stall_timeout_s": Hyperparameter(
         "900",
         "stall watchdog: fail the job when no training step, validation batch or checkpoint "
-        "finished for this many seconds; 0 = off (integer >= 0)",
+        "finished for this many seconds; 0 = off",
         kind="int",
         minimum=0,
     ),
     "dist_timeout_s": Hyperparameter(
         "600",
-        "timeout for process-group init and collectives, seconds (integer >= 1)",
+        "timeout for process-group init and collectives, seconds",
         kind="int",
         minimum=1,
     ),

@@ -1,6 +1,6 @@
 """The sharding settings and the rules between them, free of torch and CDK imports.
 
-Synth (core/task_validators.py) and the job's first seconds (training/train.py) apply the same
+Synth (core/schema/task_rules.py) and the job's first seconds (training/train.py) apply the same
 rules here, so a setting that cannot work fails with the same reason in both places. What needs
 the model (is a `shard_layers` class in it?) is checked in training/sharding.py.
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, TrainingConfig
-from core.execution_input import ExecutionInputError
+from core.execution_input import DEFAULT_TRIGGER, ExecutionInputError
 from trainops import cost, preflight, progress, runs, watch_curves
 from trainops.aws import Aws, stack_outputs
 from trainops.cli_args import add_common, aws_of, guarded
@@ -30,7 +30,7 @@ def build_input(
     (the deployed stack's defaults) the rules that depend on it (SMDDP instance types, spot
     limits) run too.
     """
-    data: dict[str, Any] = {"trigger": "operator"}
+    data: dict[str, Any] = {"trigger": DEFAULT_TRIGGER}
     if args.hp:
         data["hyperparameters"] = {}
         for item in args.hp:

@@ -1,6 +1,6 @@
 """One run's input checked before anything is sent: the CLI's `start` and `trainops.sdk`.
 
-The same rules synth applies to cdk.json (core/config.py), applied to the overrides of one run
+The schema's rules synth applies to cdk.json (core/schema), applied to the overrides of one run
 against the deployed stack's defaults (its RunDefaults output).
 """
 
@@ -11,10 +11,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core import config as rules
 from core import outputs as output_names
-from core.config import ConfigError, TrainingConfig, load_cdk_json_context
+from core.config import TrainingConfig, load_cdk_json_context
 from core.execution_input import ExecutionInputError
+from core.schema import rules, stack, task_rules
+from core.schema.errors import ConfigError
 from training import contract
 from trainops.aws import StackOutputs
 
@@ -69,22 +70,21 @@ def check_with_synth_rules(
                     f"{hp_label} {key}={value}: the training script has no hyperparameter {key!r}; "
                     f"known: {known}, or a config override like model.init_args.<name>"
                 )
-            rules.validate_hyperparameter(key, value)
-        if "instance_type" in data:
-            rules.validate_instance_type(data["instance_type"])
-        if "instance_count" in data:
-            rules.validate_instance_count(data["instance_count"])
+            task_rules.validate_hyperparameter(key, value)
+        for key in ("instance_type", "instance_count"):
+            if key in data:
+                stack.setting(key, data[key])
         if config is None:
             return
         instance_type = data.get("instance_type", config.instance_type)
         count = data.get("instance_count", config.instance_count)
         if config.backend == "smddp":
             rules.resolve_backend("smddp", instance_type, count)
-        rules.validate_sharding(
+        task_rules.validate_sharding(
             {**config.hyperparameters, **data.get("hyperparameters", {})}, int(count)
         )
         spot = data.get("spot", config.spot)
         max_wait = config.max_wait_s or (config.max_runtime_s * 2 if spot else 0)
-        rules.validate_spot(spot, config.max_runtime_s, max_wait)
+        stack.validate_spot(spot, config.max_runtime_s, max_wait)
     except ConfigError as exc:
         raise ExecutionInputError(str(exc)) from None

@@ -73,54 +73,35 @@ def _bad_if_present(path: str, *valid: sfn.Condition) -> sfn.Condition:
     return C.and_(C.is_present(path), C.not_(valid[0] if len(valid) == 1 else C.and_(*valid)))
 
 
+def _condition(check: ei.InputCheck) -> sfn.Condition:
+    """A key's rule from the schema (core/execution_input.py) as "present and bad"."""
+    path = f"$.{check.key}"
+    if check.kind == "object":
+        return C.and_(C.is_present(path), _not_an_object(path))
+    valid: list[sfn.Condition]
+    if check.kind == "boolean":
+        valid = [C.is_boolean(path)]
+    elif check.kind == "range":
+        valid = [
+            C.is_numeric(path),
+            C.number_greater_than_equals(path, check.low),
+            C.number_less_than_equals(path, check.high),
+        ]
+    elif check.kind == "glob" and check.glob is not None:
+        valid = [
+            C.is_string(path),
+            C.string_matches(path, check.glob.match),
+            *(C.not_(C.string_matches(path, g)) for g in check.glob.exclude),
+        ]
+    else:
+        valid = [C.is_string(path), C.or_(*(C.string_equals(path, c) for c in check.choices))]
+    return _bad_if_present(path, *valid)
+
+
 def _input_rules() -> list[Rule]:
-    return [
-        ("NotAnObject", _not_an_object("$"), ei.MSG_NOT_OBJECT),
-        (
-            "Trigger",
-            _bad_if_present(
-                "$.trigger",
-                C.is_string("$.trigger"),
-                C.or_(*(C.string_equals("$.trigger", t) for t in ei.TRIGGERS)),
-            ),
-            ei.MSG_TRIGGER,
-        ),
-        (
-            "Hyperparameters",
-            C.and_(C.is_present("$.hyperparameters"), _not_an_object("$.hyperparameters")),
-            ei.MSG_HYPERPARAMETERS,
-        ),
-        (
-            "InstanceType",
-            _bad_if_present(
-                "$.instance_type",
-                C.is_string("$.instance_type"),
-                C.string_matches("$.instance_type", "ml.*.*"),
-            ),
-            ei.MSG_INSTANCE_TYPE,
-        ),
-        (
-            "InstanceCount",
-            _bad_if_present(
-                "$.instance_count",
-                C.is_numeric("$.instance_count"),
-                C.number_greater_than_equals("$.instance_count", 1),
-                C.number_less_than_equals("$.instance_count", ei.MAX_INSTANCE_COUNT),
-            ),
-            ei.MSG_INSTANCE_COUNT,
-        ),
-        ("Spot", _bad_if_present("$.spot", C.is_boolean("$.spot")), ei.MSG_SPOT),
-        (
-            "TrainS3Uri",
-            _bad_if_present(
-                "$.train_s3_uri",
-                C.is_string("$.train_s3_uri"),
-                C.string_matches("$.train_s3_uri", "s3://*/*"),
-                C.not_(C.string_matches("$.train_s3_uri", "s3:///*")),
-            ),
-            ei.MSG_TRAIN_S3_URI,
-        ),
-    ]
+    """NotAnObject, then one rule per key of the schema, in its order."""
+    rules: list[Rule] = [("NotAnObject", _not_an_object("$"), ei.MSG_NOT_OBJECT)]
+    return rules + [(c.name, _condition(c), c.cause) for c in ei.input_checks()]
 
 
 def _merged_rules(s: WorkflowSettings) -> list[Rule]:

@@ -8,7 +8,7 @@ import re
 
 from core import config as rules
 from core.config import ConfigError
-from core.execution_input import SMDDP_INSTANCE_TYPES
+from core.instance_types import SMDDP_INSTANCE_TYPES
 from trainops.preflight.findings import Finding, Target, _plural
 
 

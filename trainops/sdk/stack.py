@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from core import outputs as output_names
-from core.execution_input import INPUT_KEYS, ExecutionInputError, validate_execution_input
+from core.execution_input import (
+    INPUT_KEYS,
+    SDK_TRIGGER,
+    ExecutionInputError,
+    validate_execution_input,
+)
 from core.job_request import RunValues, plan_run, training_request
 from core.workflow_settings import WorkflowSettings
 from trainops.aws import Aws, StackNotFound, stack_outputs
@@ -25,7 +30,6 @@ from trainops.sdk.errors import SdkError
 
 #: What a notebook may override: the state machine's execution input keys.
 OVERRIDES = tuple(k for k in INPUT_KEYS if k != "trigger")
-SDK_TRIGGER = "sdk"
 #: How a notebook user wrote a hyperparameter, in the one-line errors.
 HP_LABEL = "hyperparameter"
 

@@ -1,42 +1,34 @@
 """The rules for what a job runs: hyperparameters, the user's project, its task config, the
 extra channels and the metrics that get MetricDefinitions (one-line ConfigErrors, as in
-core/validators.py, which holds the cluster and stack rules)."""
+core/schema/rules.py, which holds the cluster and stack rules)."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.validators import (
+from core.schema.errors import ConfigError as _fail
+from core.schema.limits import (
+    MAX_EXTRA_CHANNELS,
     MAX_HYPERPARAMETER_LEN,
     MAX_HYPERPARAMETERS,
     MAX_USER_HYPERPARAMETERS,
+    RESERVED_HYPERPARAMETER_PREFIX,
     RESERVED_HYPERPARAMETERS,
-    _fail,
 )
 from training import config_forms, contract, sharding_rules
 
-_NUMBER_RULE = re.compile(r"\((integer|float) (>=|>) (-?[0-9.]+)\)")
 _HP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-
-
-def hyperparameter_rule(name: str) -> tuple[str, str, float] | None:
-    """The numeric rule of a contract hyperparameter, parsed from its help: (kind, op, bound)."""
-    match = _NUMBER_RULE.search(contract.HYPERPARAMETERS[name].help)
-    if not match:
-        return None
-    return match.group(1), match.group(2), float(match.group(3))
 
 
 def validate_hyperparameter(name: str, value: Any) -> str:
     key = f"hyperparameters.{name}"
     if not isinstance(name, str) or not _HP_KEY.fullmatch(name) or len(name) > 256:
         raise _fail("hyperparameters", name, "expected keys like batch_size ([A-Za-z_][\\w.-]*)")
-    if name.startswith("sagemaker_"):
+    if name.startswith(RESERVED_HYPERPARAMETER_PREFIX):
         raise _fail(key, value, "sagemaker_* keys are set by the workflow, not by users")
     if not isinstance(value, str):
         shown = json.dumps(value) if isinstance(value, (list, dict, int, float, bool)) else value
@@ -48,14 +40,8 @@ def validate_hyperparameter(name: str, value: Any) -> str:
         )
     if not value or len(value) > MAX_HYPERPARAMETER_LEN:
         raise _fail(key, value, f"expected 1 to {MAX_HYPERPARAMETER_LEN} characters")
-    if contract.is_override_key(name):
-        try:
-            contract.parse_hyperparameter(name, value)
-        except contract.HyperparameterError as err:
-            raise _fail(key, value, str(err).split(" is invalid: ", 1)[-1]) from None
-        return value
     spec = contract.HYPERPARAMETERS.get(name)
-    if spec is None:
+    if spec is None and not contract.is_override_key(name):
         raise _fail(
             key,
             value,
@@ -64,22 +50,12 @@ def validate_hyperparameter(name: str, value: Any) -> str:
         )
     if name == "config":
         raise _fail(key, value, "set training.config instead (the task config)")
-    if spec.choices and value not in spec.choices:
-        raise _fail(key, value, f"expected one of {', '.join(spec.choices)}")
-    rule = hyperparameter_rule(name)
-    if rule:
-        kind, op, bound = rule
-        try:
-            number = int(value) if kind == "integer" else float(value)
-        except ValueError:
-            number = None
-        ok = number is not None and (number >= bound if op == ">=" else number > bound)
-        if kind == "float" and number is not None and not math.isfinite(number):
-            ok = False
-        if not ok:
-            raise _fail(key, value, f"expected {spec.rule()}")
     if name == "lr_key" and not contract.is_override_key(value):
         raise _fail(key, value, "expected a config key like model.init_args.lr")
+    try:  # the runner's own rule for the key (training/contract.py), as the job applies it
+        contract.parse_hyperparameter(name, value)
+    except contract.HyperparameterError as err:
+        raise _fail(key, value, str(err).split(" is invalid: ", 1)[-1]) from None
     return value
 
 
@@ -115,7 +91,11 @@ def validate_source_dir(value: Any, base: Path | None = None) -> str | None:
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
-    if not path.is_dir():
+    try:
+        found = path.is_dir()
+    except OSError:  # a name the file system refuses (too long)
+        found = False
+    if not found:
         raise _fail(
             "source_dir", value, f"no such folder {path} (relative paths start at cdk.json)"
         )
@@ -174,8 +154,6 @@ def validate_task_config(value: Any, source_dir: str | None) -> str:
 
 
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
-#: CreateTrainingJob takes at most 20 channels; train and code are the workflow's.
-MAX_EXTRA_CHANNELS = 18
 
 
 def validate_channels(value: Any) -> dict[str, str]:
