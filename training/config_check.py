@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from training import lightning_flavour
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 #: Trainer arguments the runner sets for the cluster, checkpoints and logs.
 OWNED_TRAINER_KEYS = (

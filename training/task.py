@@ -36,8 +36,8 @@ from training.config_check import (
     check_required,
     explain_build_error,
 )
+from training.errors import ConfigError
 from training.learning_rate import apply_lr
-from training.sm_env import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ value fails here, before any data is read), build the Trainer for the cluster, f
 from last.ckpt when there is one), validate, and write the model from global rank 0 alone
 (training/export.py).
 
-Exit status: 0 on success; 2 for a bad setting or bad data (one line `error: ...` on stderr);
-1 for anything else (traceback, then one line `error: ...`).
+Exit status: 0 on success; 2 for a training.errors.TrainingError (a bad setting or bad data, from
+the runner or the user's own modules: one line `error: ...` on stderr); 1 for anything else
+(traceback, then one line `error: ...`).
 
 Environment knobs (none is needed on SageMaker):
   TRAINING_CHECKPOINT_DIR  checkpoint folder (default /opt/ml/checkpoints, or
@@ -39,7 +40,7 @@ from typing import Any
 
 from training import contract, watchdog
 from training.atomic import atomic_write_bytes
-from training.sm_env import ConfigError
+from training.errors import ConfigError, TrainingError
 
 log = logging.getLogger("training")
 #: The bundle's root (/opt/ml/code on SageMaker): the runner package and the user's packages.
@@ -352,12 +353,9 @@ def _class_paths(task: Any) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from training.node_prepare import PrepareError
-    from training.tasks.digits.data import DataError
-
     try:
         return run(argv)
-    except (ConfigError, DataError, PrepareError) as err:
+    except TrainingError as err:  # the runner's, or a user's module's: its message is the line
         print(f"error: {_one_line(err)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
