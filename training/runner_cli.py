@@ -11,7 +11,8 @@ check it. The runner owns the rest:
 - `instantiate_trainer(**kwargs)` and `trainer_defaults["callbacks"]`: the runner's Trainer
   arguments win over the config's, and its callbacks run after the config's (`trainer`).
 Every hook exists with the same meaning in Lightning 2.2.5 through 2.6.6 (`lightning.pytorch`
-and `pytorch_lightning`) with jsonargparse 4.27.7 through 4.45.0, the two image families' pins;
+and `pytorch_lightning`) with jsonargparse 4.27.7 through 4.45.0, the two image families' pins
+(docs/facts.md; 2.2.5 lacks `parser_class`, so the parser is Lightning's own);
 tests/byo/test_runner_cli.py fails if one goes.
 """
 
