@@ -14,7 +14,7 @@ from typing import Any
 
 from training import contract, sharded_checkpoints
 from training.atomic import atomic_file
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 log = logging.getLogger("training")
 

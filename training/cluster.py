@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from training.errors import ConfigError
 from training.sharding_rules import ShardingSettings
-from training.sm_env import ConfigError, SageMakerEnv
+from training.sm_env import SageMakerEnv
 
 log = logging.getLogger(__name__)
 

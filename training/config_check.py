@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from training import lightning_flavour
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 #: Trainer arguments the runner sets for the cluster, checkpoints and logs.
 OWNED_TRAINER_KEYS = (
@@ -76,7 +76,7 @@ def type_text(hint: Any) -> str:
 
 def _value_error(hint: Any, value: str) -> bool:
     """Whether jsonargparse refuses `value` for `hint` (False when it cannot tell here)."""
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ArgumentError, ArgumentParser
 
     try:
         parser = ArgumentParser(exit_on_error=False)
@@ -85,8 +85,10 @@ def _value_error(hint: Any, value: str) -> bool:
         return False
     try:
         parser.parse_args([f"--value={value}"])
-    except Exception as err:
-        return type(err).__name__ == "ArgumentError"
+    except ArgumentError:
+        return True
+    except Exception:
+        return False
     return False
 
 

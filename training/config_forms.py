@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from training import contract
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 #: LightningCLI's arguments for the two classes: (position, keyword) per config section.
 _CLI_ARGS = {"model": (0, "model_class"), "data": (1, "datamodule_class")}

@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from training.errors import ConfigError
+
 # --- Code bundle -------------------------------------------------------------------------------
 #: Entry script, relative to the root of sourcedir.tar.gz (the toolkit's `sagemaker_program`).
 ENTRY_POINT = "training/train.py"
@@ -247,7 +249,7 @@ def runner_defaults() -> dict[str, str]:
     return {k: spec.default for k, spec in HYPERPARAMETERS.items() if spec.default is not None}
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(ConfigError):
     """A hyperparameter value that breaks its rule; the message is one line for the operator."""
 
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from training import watchdog as wd
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 
 class UnevenDataError(ConfigError):

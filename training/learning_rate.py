@@ -12,7 +12,7 @@ from typing import Any
 
 from training import cluster as cluster_mod
 from training import contract, lightning_flavour
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 #: Preferred in this order when lr_key is left at its default and the config has no number
 #: there (any other model/optimizer `*.lr` is found too: _lr_keys).

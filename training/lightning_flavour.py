@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 
 class ImportFailure(ConfigError):

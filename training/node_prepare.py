@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from training.atomic import atomic_write_bytes
+from training.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
 
-class PrepareError(RuntimeError):
+class PrepareError(TrainingError, RuntimeError):
     """prepare_data failed on this node (the message is local rank 0's error line)."""
 
 

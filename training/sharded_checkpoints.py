@@ -29,7 +29,7 @@ from typing import Any
 
 from training import contract
 from training.atomic import atomic_write_bytes
-from training.sm_env import ConfigError
+from training.errors import ConfigError
 
 log = logging.getLogger("training")
 

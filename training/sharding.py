@@ -19,9 +19,9 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from training.errors import ConfigError
 from training.sharded_checkpoints import FOLDER_PREFIX
 from training.sharding_rules import ShardingSettings
-from training.sm_env import ConfigError
 
 log = logging.getLogger("training")
 #: Methods a task calls on a sharded child instead of forward (Hugging Face `generate`).
@@ -228,11 +228,8 @@ def settings_for(hp: Any, cluster: Any) -> ShardingSettings:
     bad one); sharding on a single process is a note and plain training."""
     from training import sharding_rules
 
-    try:
-        out = sharding_rules.settings(hp.as_dict())
-        sharding_rules.check_cluster(out, cluster.num_nodes)
-    except sharding_rules.ShardingRuleError as err:
-        raise ConfigError(str(err)) from None
+    out = sharding_rules.settings(hp.as_dict())  # a ShardingRuleError is a ConfigError
+    sharding_rules.check_cluster(out, cluster.num_nodes)
     if out.enabled and not cluster.distributed:
         log.warning("sharding=%s on one process shards nothing: training unsharded", out.mode)
         return ShardingSettings()

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from training.errors import ConfigError
 
-class ShardingRuleError(ValueError):
+
+class ShardingRuleError(ConfigError):
     """A sharding hyperparameter that breaks a rule: its name, its value, what is allowed."""
 
     def __init__(self, name: str, value: str, allowed: str) -> None:

@@ -20,10 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from training import contract
-
-
-class ConfigError(ValueError):
-    """A bad setting (hyperparameter, environment, cluster shape); the message is one line."""
+from training.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import io
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,9 @@ from training.config_check import (
     check_required,
     explain_build_error,
 )
+from training.errors import ConfigError
 from training.learning_rate import apply_lr
-from training.sm_env import ConfigError
+from training.runner_cli import TrainerFactory, run_cli
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Task:
     notes: list[str] = field(default_factory=list)
     model: Any = None
     datamodule: Any = None
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)  # the user's, owned keys removed
+    trainer: Any = None  # the config's Trainer with the runner's arguments and callbacks
 
     @property
     def pl(self) -> Any:
@@ -115,12 +115,17 @@ def _class_path(config: Mapping[str, Any], overrides: Mapping[str, str], section
     return overrides.get(f"{section}.class_path", (config.get(section) or {}).get("class_path"))
 
 
+# jsonargparse reports a parse failure only as ArgumentError's text (no key, value or expected
+# type as fields; so in 4.27.7 through 4.45.0): the lines it is condensed from are matched here,
+# and tests assert the lines on both (tests/byo/test_task_check.py: 4.45.0;
+# tests/byo/test_smddp_family.py: 4.27.7).
 _EXPECTED = re.compile(r"Expected a <class '([\w.]+)'>")
 _NOT_ACCEPTED = re.compile(r"(?:Option|Key) '([\w.]+)' is not accepted")
 
 
 def condense_parser_error(text: str, overrides: Mapping[str, str], config_path: Path) -> str:
-    """jsonargparse's multi-line error as one line: which key, which value, what is expected."""
+    """jsonargparse's multi-line ArgumentError as one line: which key, which value, what is
+    expected."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     keys = re.findall(r'Parser key "([\w.]+)"', text)
     class_paths = re.findall(r"given class_path '([\w.]+)'", text)
@@ -212,40 +217,6 @@ def _parser_config(config: Mapping[str, Any], config_path: Path) -> str:
     return yaml.safe_dump({k: v for k, v in config.items() if k not in FIT_ONLY_KEYS})
 
 
-def _cli_class(pl: Any) -> type:
-    """LightningCLI of the task's flavour, made to parse and instantiate model and data only:
-    the Trainer is the runner's (train.py)."""
-    base = pl.cli.LightningCLI
-
-    class RunnerCLI(base):  # type: ignore[misc, valid-type]
-        def __init__(
-            self,
-            *args: Any,
-            prepare: Callable[[Any, Any], None],
-            explain: Callable[[BaseException], str],
-            build: bool,
-            **kw,
-        ):
-            self._prepare, self._explain, self._build = prepare, explain, build
-            super().__init__(*args, **kw)
-
-        def before_instantiate_classes(self) -> None:
-            self._prepare(self.parser, self.config)
-
-        def instantiate_classes(self) -> None:
-            if not self._build:
-                return
-            try:
-                self.config_init = self.parser.instantiate_classes(self.config)
-            except Exception as err:  # untyped values the parser let through
-                raise ConfigError(self._explain(err)) from None
-            self.datamodule = self._get(self.config_init, "data")
-            self.model = self._get(self.config_init, "model")
-            self._add_configure_optimizers_method_to_model(None)
-
-    return RunnerCLI
-
-
 def parse(
     config_value: str,
     overrides: Mapping[str, str],
@@ -257,10 +228,14 @@ def parse(
     world_size: int = 1,
     seed: int | bool = 42,
     build: bool = False,
+    trainer: TrainerFactory | None = None,
     keep_path: bool = False,
     cluster_keys: Mapping[str, Any] | None = None,
 ) -> Task:
-    """Parse (and with `build`, instantiate) the task; ConfigError with one line on bad input."""
+    """Parse (and with `build`, instantiate) the task and its Trainer, with the runner's part
+    from `trainer` (training/runner_cli.py); ConfigError with one line on bad input."""
+    from jsonargparse import ArgumentError
+
     config_path = resolve_config_path(config_value, code_root)
     config = read_config(config_path, code_root)
     with _importable(code_root, keep_path):
@@ -298,53 +273,31 @@ def parse(
                 f"seed_everything={written_seed!r} in {config_path.name} is replaced by "
                 f"hyperparameter seed={seed!r}"
             )
-        stderr = io.StringIO()
-        argv, sys.argv = sys.argv, sys.argv[:1]  # the job's argv is the runner's, not the CLI's
         try:
-            with contextlib.redirect_stderr(stderr):
-                cli = _cli_class(pl)(
-                    pl.LightningModule,
-                    pl.LightningDataModule,
-                    subclass_mode_model=True,
-                    subclass_mode_data=True,
-                    save_config_callback=None,
-                    seed_everything_default=seed,
-                    run=False,
-                    args=args,
-                    parser_kwargs={"exit_on_error": False},
-                    prepare=prepare,
-                    explain=lambda err: explain_build_error(
-                        err, config, overrides, config_path.name
-                    ),
-                    build=build,
-                )
-        except ConfigError:
-            raise
-        except SystemExit:
-            raise ConfigError(
-                condense_parser_error(stderr.getvalue(), overrides, config_path)
-            ) from None
-        except Exception as err:
-            if type(err).__name__ != "ArgumentError":
-                raise
+            run_cli(
+                pl,
+                task,
+                args,
+                seed=seed,
+                prepare=prepare,
+                explain=lambda err: explain_build_error(err, config, overrides, config_path.name),
+                build=build,
+                trainer=trainer,
+            )
+        except ArgumentError as err:
             raise ConfigError(condense_parser_error(str(err), overrides, config_path)) from None
-        finally:
-            sys.argv = argv
-        if build:
-            task.model, task.datamodule = cli.model, cli.datamodule
-            trainer = cli.config_init.get("trainer")
-            task.trainer_kwargs = {
-                k: v for k, v in vars(trainer).items() if k not in OWNED_TRAINER_KEYS
-            }
     return task
 
 
-def load(config_value: str, overrides: Mapping[str, str], **kwargs: Any) -> Task:
-    """parse(..., build=True), keeping the code root importable (the job uses the classes)."""
-    return parse(config_value, overrides, build=True, keep_path=True, **kwargs)
+def load(
+    config_value: str, overrides: Mapping[str, str], *, trainer: TrainerFactory, **kwargs: Any
+) -> Task:
+    """The task built, with the Trainer `trainer` completes, keeping the code root importable
+    (the job uses the classes)."""
+    return parse(config_value, overrides, build=True, trainer=trainer, keep_path=True, **kwargs)
 
 
 def check(config_value: str, overrides: Mapping[str, str], *, code_root: Path, **kwargs) -> Task:
     """The job's own parse, on this machine, instantiating nothing (and seeding nothing)."""
     kwargs["seed"] = False
-    return parse(config_value, overrides, code_root=code_root, build=False, **kwargs)
+    return parse(config_value, overrides, code_root=code_root, **kwargs)

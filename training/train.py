@@ -7,8 +7,9 @@ value fails here, before any data is read), build the Trainer for the cluster, f
 from last.ckpt when there is one), validate, and write the model from global rank 0 alone
 (training/export.py).
 
-Exit status: 0 on success; 2 for a bad setting or bad data (one line `error: ...` on stderr);
-1 for anything else (traceback, then one line `error: ...`).
+Exit status: 0 on success; 2 for a training.errors.TrainingError (a bad setting or bad data, from
+the runner or the user's own modules: one line `error: ...` on stderr); 1 for anything else
+(traceback, then one line `error: ...`).
 
 Environment knobs (none is needed on SageMaker):
   TRAINING_CHECKPOINT_DIR  checkpoint folder (default /opt/ml/checkpoints, or
@@ -39,7 +40,7 @@ from typing import Any
 
 from training import contract, watchdog
 from training.atomic import atomic_write_bytes
-from training.sm_env import ConfigError
+from training.errors import ConfigError, TrainingError
 
 log = logging.getLogger("training")
 #: The bundle's root (/opt/ml/code on SageMaker): the runner package and the user's packages.
@@ -155,6 +156,7 @@ def run(argv: Sequence[str]) -> int:
     from training.guards import guard_callbacks
     from training.loggers import loggers_for
     from training.node_prepare import prepare_on_node
+    from training.runner_cli import RunnerTrainer
 
     sm = sm_env.read(argv)
     cluster = cluster_mod.detect(sm)
@@ -175,6 +177,42 @@ def run(argv: Sequence[str]) -> int:
     for note in cluster.notes:
         log.warning(note)
     log.info("cluster: %s", cluster.describe())
+    shard = sharding.settings_for(hp, cluster)
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    precision = cluster_mod.resolve_precision(hp.precision, cluster.accelerator, bf16)
+    debug = os.environ.get(contract.DEBUG_DIR_ENV)
+    debug_dir = Path(debug) if debug else None
+
+    def runner_trainer(task: Any, given: Any) -> RunnerTrainer:
+        """The runner's part of the Trainer, which LightningCLI builds from the config's
+        `trainer:` (training/runner_cli.py): the cluster, checkpoints, logs and guards."""
+        pl = task.pl
+        cluster_mod.import_backend(cluster)
+        if cluster.is_global_zero:
+            _log_task(task, hp, precision, cluster.world_size)
+        runner_cb = callbacks_for(task.flavour)
+        return RunnerTrainer(
+            arguments={  # OWNED_TRAINER_KEYS (training/config_check.py) and the logger
+                **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl, shard, task.model),
+                "precision": precision,
+                "plugins": [atomic_checkpoint_io(pl)],
+                # MetricLines is a Checkpoint: Lightning adds none of its own
+                "enable_checkpointing": True,
+                "default_root_dir": str(sm.output_data_dir),
+                "enable_progress_bar": False,
+                "logger": loggers_for(pl, given.get("logger"), sm.output_data_dir),
+            },
+            callbacks=[
+                runner_cb.MetricLines(cluster.world_size),
+                runner_cb.LastCheckpoint(
+                    sm.checkpoint_dir, hp.checkpoint_every_n_steps, hp.checkpoint_every_minutes
+                ),
+                *guard_callbacks(task.flavour, cluster.world_size, dog),
+                *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
+                *sharding.callbacks(shard, pl, cluster),
+            ],
+        )
+
     # The task first: a typo'd override fails here, before the backend, data or model dir.
     task = task_mod.load(
         hp.config,
@@ -190,36 +228,10 @@ def run(argv: Sequence[str]) -> int:
             "devices": cluster.devices_per_node,
             "accelerator": cluster.accelerator,
         },
+        trainer=runner_trainer,
     )
-    pl = task.pl
-    shard = sharding.settings_for(hp, cluster)
-    cluster_mod.import_backend(cluster)
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    precision = cluster_mod.resolve_precision(hp.precision, cluster.accelerator, bf16)
-    if cluster.is_global_zero:
-        for note in task.notes:
-            log.warning(note)
-        log.info(
-            "task %s (%s): %s; hyperparameters %s; precision %s",
-            hp.config,
-            task.flavour,
-            _class_paths(task),
-            json.dumps(hp.as_dict(), sort_keys=True),
-            precision,
-        )
-        if task.lr is not None:
-            log.info(
-                "effective lr %.6g at %s (base %.6g, %s scaling, world size %d)",
-                task.lr,
-                task.lr_key,
-                task.base_lr,
-                hp.lr_scaling,
-                cluster.world_size,
-            )
+    pl, trainer = task.pl, task.trainer
     pl.seed_everything(hp.seed, workers=True)
-
-    debug = os.environ.get(contract.DEBUG_DIR_ENV)
-    debug_dir = Path(debug) if debug else None
     if cluster.backend == "smddp":
         prepare_on_node(
             pl,
@@ -233,32 +245,6 @@ def run(argv: Sequence[str]) -> int:
     sharding.check_resume(resume, shard)
     if resume is not None and cluster.is_local_zero:  # one line per host
         log.info("resuming from %s at global step %d", resume, step)
-
-    runner_cb = callbacks_for(task.flavour)
-    user_kwargs = dict(task.trainer_kwargs)
-    user_callbacks = list(user_kwargs.pop("callbacks", None) or [])
-    user_kwargs["logger"] = loggers_for(pl, user_kwargs.get("logger"), sm.output_data_dir)
-    trainer = pl.Trainer(
-        **{
-            **user_kwargs,
-            **cluster_mod.lightning_kwargs(cluster, hp.dist_timeout_s, pl, shard, task.model),
-        },
-        precision=precision,
-        callbacks=[
-            *user_callbacks,
-            runner_cb.MetricLines(cluster.world_size),
-            runner_cb.LastCheckpoint(
-                sm.checkpoint_dir, hp.checkpoint_every_n_steps, hp.checkpoint_every_minutes
-            ),
-            *guard_callbacks(task.flavour, cluster.world_size, dog),
-            *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
-            *sharding.callbacks(shard, pl, cluster),
-        ],
-        enable_checkpointing=True,  # MetricLines is a Checkpoint: Lightning adds none of its own
-        plugins=[atomic_checkpoint_io(pl)],
-        default_root_dir=str(sm.output_data_dir),
-        enable_progress_bar=False,
-    )
     smddp_rules.protect(trainer.strategy, cluster.backend)
     if debug_dir is not None:
         write_progress(debug_dir, cluster.global_rank, step=-1, phase="init")
@@ -342,6 +328,29 @@ def run(argv: Sequence[str]) -> int:
     return 0
 
 
+def _log_task(task: Any, hp: Any, precision: Any, world_size: int) -> None:
+    """The task's notes, classes, hyperparameters and effective learning rate (global rank 0)."""
+    for note in task.notes:
+        log.warning(note)
+    log.info(
+        "task %s (%s): %s; hyperparameters %s; precision %s",
+        hp.config,
+        task.flavour,
+        _class_paths(task),
+        json.dumps(hp.as_dict(), sort_keys=True),
+        precision,
+    )
+    if task.lr is not None:
+        log.info(
+            "effective lr %.6g at %s (base %.6g, %s scaling, world size %d)",
+            task.lr,
+            task.lr_key,
+            task.base_lr,
+            hp.lr_scaling,
+            world_size,
+        )
+
+
 def _class_paths(task: Any) -> dict[str, str]:
     return {
         name: f"{type(obj).__module__}.{type(obj).__qualname__}"
@@ -352,12 +361,9 @@ def _class_paths(task: Any) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from training.node_prepare import PrepareError
-    from training.tasks.digits.data import DataError
-
     try:
         return run(argv)
-    except (ConfigError, DataError, PrepareError) as err:
+    except TrainingError as err:  # the runner's, or a user's module's: its message is the line
         print(f"error: {_one_line(err)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:

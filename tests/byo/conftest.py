@@ -9,7 +9,8 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "user_projects"
 #: lightning.pytorch imports, an extra pure-Python requirement (humanize), lr at learning_rate,
-#: metrics `train/nll` and `valid/accuracy`, an `export` hook writing labels.json.
+#: metrics `train/nll` and `valid/accuracy`, an `export` hook writing labels.json, the runner's
+#: DataError (training.errors) for a channel file that is not a (sequences, labels) pair.
 SEQCLF = "seqclf_project"
 SEQCLF_CONFIG = "seqclf/configs/train.yaml"
 #: pytorch_lightning imports, no requirements of its own, metrics `mse` and `val_rmse`.

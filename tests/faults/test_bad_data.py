@@ -1,14 +1,18 @@
 """Fault 5, bad data through the toolkit: the job fails before training starts, the failure
 reason the job reports is the script's one line naming the file and what was expected, and
-nothing reaches the model dir."""
+nothing reaches the model dir. The same holds for a user's own data module that raises the
+runner's error (training.errors.DataError) in setup()."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import torch
 
+from core.sourcedir import build_sourcedir
 from tests import timing
+from tests.byo.conftest import SEQCLF, SEQCLF_CONFIG, copy_project
 from tests.faults.conftest import make_job
 from training import contract
 
@@ -39,6 +43,26 @@ CASES = {
         ":2: label '12' is out of range; expected an integer 0..9",
     ),
 }
+#: The user project's case: its data module (seqclf/data.py) finds a tensor, not a pair.
+USER_LINE = ": expected a (sequences, labels) pair saved with torch.save, got Tensor"
+
+
+def _user_project_job(root):
+    """The seqclf project's bundle with a channel file its data module refuses."""
+    project = copy_project(SEQCLF, root)
+    bundle = root / "sourcedir.tar.gz"
+    build_sourcedir(bundle, image_family="current", project=project, config=SEQCLF_CONFIG)
+    channel = root / "data"
+    channel.mkdir()
+    torch.save(torch.zeros(3), channel / "part-0.pt")
+    return make_job(
+        root / "job",
+        bundle,
+        hosts=1,
+        hps={"config": SEQCLF_CONFIG, "epochs": "1"},
+        channels={contract.TRAIN_CHANNEL: channel},
+        job_name="bad-user-data",
+    )
 
 
 def test_bad_channels_fail_before_training_with_one_line(tmp_path, real_bundle, record_property):
@@ -60,8 +84,9 @@ def test_bad_channels_fail_before_training_with_one_line(tmp_path, real_bundle, 
             job_name=f"bad-{name}",
         )
         jobs[name] = job
+    user = _user_project_job(tmp_path / "user")
     started = time.monotonic()
-    for job in jobs.values():  # plain (one-process) jobs: they may run side by side
+    for job in [*jobs.values(), user]:  # plain (one-process) jobs: they may run side by side
         job.start()
     seconds = {}
     for name, job in jobs.items():
@@ -75,5 +100,13 @@ def test_bad_channels_fail_before_training_with_one_line(tmp_path, real_bundle, 
         assert job.model_files() == [], name
         assert not any(host.checkpoint_dir.iterdir()), name  # no training step ran
         assert not job.metrics(), name
+    assert timing.finish(user, 180, "user") != [0]
+    seconds["user"] = time.monotonic() - started
+    host = user.hosts[0]
+    where = host.base_dir / "input" / "data" / contract.TRAIN_CHANNEL / "part-0.pt"
+    assert user.failure_reason() == f"algo-1 (127.0.0.1): {where}{USER_LINE}"
+    assert "ExitCode 2" in (host.failure_reason() or "")
+    assert "Traceback" not in "\n".join(user.log_lines())
+    assert user.model_files() == [] and not any(host.checkpoint_dir.iterdir())
     record_property("slowest_failure_s", round(max(seconds.values()), 1))
-    print(f"\nbad data: failed after {seconds} s (5 jobs side by side)")
+    print(f"\nbad data: failed after {seconds} s ({len(seconds)} jobs side by side)")

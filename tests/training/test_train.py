@@ -13,8 +13,9 @@ import torch
 
 from tests.training.conftest import REPO, run_python, subprocess_env
 from training import contract
+from training.errors import TrainingError
 from training.export import load_model
-from training.tasks.digits.data import EXPECTED, write_default_dataset
+from training.tasks.digits.data import EXPECTED, DigitsDataModule, write_default_dataset
 from training.train import main
 
 #: What the digits task logs (cdk.json's training.metrics).
@@ -184,3 +185,24 @@ def test_script_mode_like_the_toolkit(tmp_path: Path) -> None:
     assert f"prepared 1797 training rows from {tmp_path / 'data' / 'train'}" in proc.stderr
     assert info["global_step"] == 13
     assert metric_lines(proc.stdout)[-1]["val_acc"] > 0.9
+
+
+def test_a_users_own_training_error_in_prepare_data_is_one_line_without_traceback(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A data module's own subclass of the runner's error base (its public API)."""
+
+    class ShardsMissing(TrainingError):
+        pass
+
+    line = "s3://bucket/shards: no part-*.tar files; expected the shards written by prep.py"
+
+    def prepare_data(self) -> None:
+        raise ShardsMissing(line)
+
+    monkeypatch.setattr(DigitsDataModule, "prepare_data", prepare_data)
+    assert main(["--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {line}"
+    assert "Traceback" not in err
+    assert not (local_env / "checkpoints" / contract.CHECKPOINT_FILE).exists()

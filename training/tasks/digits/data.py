@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import contract, sm_env
 from training.atomic import atomic_write_bytes
+from training.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ EXPECTED = (
     f"0..{NUM_CLASSES - 1}"
 )
 DEFAULT_DATASET_FILE = "digits.csv"
-
-
-class DataError(ValueError):
-    """Unusable training data; the message is one line naming the file and what was expected."""
 
 
 # --- The channel format --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from training import contract, sm_env
-from training.tasks.digits.data import DataError
+from training.errors import DataError
 from training.tasks.donut import receipts
 from training.tasks.donut.sequence import SEP, json_to_tokens, special_tokens
 

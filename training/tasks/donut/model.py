@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from training.tasks.digits.data import DataError
+from training.errors import DataError
 from training.tasks.donut import metrics
 from training.tasks.donut.sequence import tokens_to_json
 
