@@ -154,6 +154,7 @@ def run(argv: Sequence[str]) -> int:
     from training.export import save_model
     from training.guards import guard_callbacks
     from training.loggers import loggers_for
+    from training.monitored_keys import monitor_guard
     from training.node_prepare import prepare_on_node
 
     sm = sm_env.read(argv)
@@ -251,6 +252,7 @@ def run(argv: Sequence[str]) -> int:
                 sm.checkpoint_dir, hp.checkpoint_every_n_steps, hp.checkpoint_every_minutes
             ),
             *guard_callbacks(task.flavour, cluster.world_size, dog),
+            *monitor_guard(task.flavour, user_callbacks, hp.config),
             *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
             *sharding.callbacks(shard, pl, cluster),
         ],
