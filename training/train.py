@@ -153,6 +153,7 @@ def run(argv: Sequence[str]) -> int:
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.guards import guard_callbacks
+    from training.loader_workers import use_clean_workers
     from training.loggers import loggers_for
     from training.monitored_keys import monitor_guard
     from training.node_prepare import prepare_on_node
@@ -161,6 +162,7 @@ def run(argv: Sequence[str]) -> int:
     cluster = cluster_mod.detect(sm)
     cluster_mod.export_env(cluster)
     _configure_logging(cluster.global_rank)
+    use_clean_workers()  # before any DataLoader starts a worker
     hp = sm.hyperparameters
     dog = watchdog.install(
         watchdog.Watchdog(

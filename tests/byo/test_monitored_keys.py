@@ -5,16 +5,14 @@ Lightning would only warn (no validation loop: ModelCheckpoint never saves)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.byo.conftest import COURSE, FIXTURES, PLAIN, STYLE_CONFIGS
-from tests.training.conftest import REPO, communicate_all, subprocess_env
+from tests.byo.conftest import COURSE, PLAIN, STYLE_CONFIGS, code_folder, start_in
+from tests.training.conftest import communicate_all, subprocess_env
 from training.monitored_keys import Monitor, missing_line, monitors
 
 
@@ -61,27 +59,14 @@ def test_monitors_are_named_by_their_config_key() -> None:
 
 def _job(project: str, tmp: Path, callback: dict) -> subprocess.Popen[str]:
     """One process training `project` (copied with the runner) with `callback` as its only one."""
-    code = tmp / project / "code"
-    shutil.copytree(FIXTURES / project, code, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(
-        REPO / "training",
-        code / "training",
-        ignore=shutil.ignore_patterns("__pycache__", "requirements", "donut"),
-    )
+    code = code_folder(project, tmp / project / "code")
     config = code / STYLE_CONFIGS[project]
     data = yaml.safe_load(config.read_text())
     data["trainer"]["callbacks"] = [callback]
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     env = subprocess_env({"TRAINING_LOCAL_ROOT": str(tmp / project / "root"), "PYTHONPATH": ""})
     args = ["training/train.py", "--config", STYLE_CONFIGS[project], "--epochs", "2"]
-    return subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        cwd=code,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start_in(code, args, env)
 
 
 @pytest.mark.slow
