@@ -162,7 +162,6 @@ def run(argv: Sequence[str]) -> int:
     cluster = cluster_mod.detect(sm)
     cluster_mod.export_env(cluster)
     _configure_logging(cluster.global_rank)
-    use_clean_workers()  # before any DataLoader starts a worker
     hp = sm.hyperparameters
     dog = watchdog.install(
         watchdog.Watchdog(
@@ -195,6 +194,7 @@ def run(argv: Sequence[str]) -> int:
         },
     )
     pl = task.pl
+    use_clean_workers(task.datamodule)  # before any DataLoader starts a worker
     shard = sharding.settings_for(hp, cluster)
     cluster_mod.import_backend(cluster)
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
