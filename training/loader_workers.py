@@ -8,17 +8,22 @@ rank waits for data, the others in their next collective) until the stall watchd
 job. Python itself warns about fork with threads (3.12) and makes `forkserver` the default on
 Linux (3.14). So the runner makes `forkserver` the default start method before the Trainer
 exists: workers fork from a server process started fresh (fork + exec) that has imported torch,
-the entry module and the datamodule's module once, so starting a worker stays cheap. A DataLoader that names its own
-`multiprocessing_context` keeps it.
+the entry module and the datamodule's module once, so starting a worker stays cheap. A
+DataLoader that names its own `multiprocessing_context` keeps it.
 
 What a worker receives (the dataset, collate_fn, worker_init_fn) is pickled on the way, as under
 `spawn`: they must be importable objects (module-level classes and functions, not lambdas or
-classes defined inside a function). A tensor in the dataset moves to shared memory once.
+classes defined inside a function). A tensor in the dataset moves to shared memory once. One
+that does not pickle fails the job with one line saying so (`loader_guard`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import pickle
+from typing import Any
+
+from training.sm_env import ConfigError
 
 #: The start method for loaders (and any multiprocessing) that name none.
 START_METHOD = "forkserver"
@@ -37,3 +42,37 @@ def use_clean_workers(datamodule: object | None = None) -> str:
     multiprocessing.set_forkserver_preload([*PRELOAD, *extra])
     multiprocessing.set_start_method(START_METHOD, force=True)
     return START_METHOD
+
+
+class UnpicklableLoaderError(ConfigError):
+    """A DataLoader's worker could not be given its dataset, collate_fn or worker_init_fn."""
+
+
+def unpicklable_line(err: BaseException) -> str | None:
+    """One line for the error a worker start raises when what it is given does not pickle."""
+    text = " ".join(str(err).split())
+    pickling = isinstance(err, pickle.PicklingError)
+    if not pickling and not (isinstance(err, (AttributeError, TypeError)) and "pickle" in text):
+        return None
+    return (
+        f"a DataLoader worker could not start: {text} (workers start via {START_METHOD}, which "
+        "pickles the loader's dataset, collate_fn and worker_init_fn): define them at module "
+        "level (not as lambdas or inside a function), or give that DataLoader "
+        "multiprocessing_context='fork'"
+    )
+
+
+class _LoaderWorkers:
+    """Says in one line why a loader's workers did not start."""
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        line = unpicklable_line(exception)
+        if line:
+            raise UnpicklableLoaderError(line) from None
+
+
+def loader_guard(flavour: str) -> list[Any]:
+    """The guard as a Callback of `flavour`'s package."""
+    from training.lightning_flavour import callback_class
+
+    return [callback_class(flavour, _LoaderWorkers)()]

@@ -12,7 +12,6 @@ its user asked for a missing metric to be tolerated.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +71,8 @@ def missing_line(found: list[Monitor], logged: list[str], config: str) -> str | 
 
 
 class _MonitoredKeys:
+    """Fails a monitor the module never logs with one line (see the module's docstring)."""
+
     def __init__(self, found: list[Monitor], config: str) -> None:
         self.found, self.config = found, config
         self._first_epoch: int | None = None
@@ -98,17 +99,9 @@ class _MonitoredKeys:
             raise MissingMonitorError(line) from None
 
 
-@functools.cache
-def _callback_class(flavour: str) -> type:
-    from training.lightning_flavour import package
-
-    base = package(flavour).Callback
-    return type("MonitoredKeys", (_MonitoredKeys, base), {"__doc__": __doc__.split("\n\n")[0]})
-
-
 def monitor_guard(flavour: str, user_callbacks: list[Any], config: str) -> list[Any]:
     """The guard as a Callback of `flavour`'s package, or nothing when no callback monitors."""
-    from training.lightning_flavour import package
+    from training.lightning_flavour import callback_class, package
 
     found = monitors(user_callbacks, package(flavour))
-    return [_callback_class(flavour)(found, config)] if found else []
+    return [callback_class(flavour, _MonitoredKeys)(found, config)] if found else []

@@ -153,7 +153,7 @@ def run(argv: Sequence[str]) -> int:
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.guards import guard_callbacks
-    from training.loader_workers import use_clean_workers
+    from training.loader_workers import loader_guard, use_clean_workers
     from training.loggers import loggers_for
     from training.monitored_keys import monitor_guard
     from training.node_prepare import prepare_on_node
@@ -255,6 +255,7 @@ def run(argv: Sequence[str]) -> int:
             ),
             *guard_callbacks(task.flavour, cluster.world_size, dog),
             *monitor_guard(task.flavour, user_callbacks, hp.config),
+            *loader_guard(task.flavour),
             *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
             *sharding.callbacks(shard, pl, cluster),
         ],
