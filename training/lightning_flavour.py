@@ -95,4 +95,5 @@ def submodule(pl: ModuleType, name: str) -> ModuleType:
 def callback_class(flavour: str, hooks: type) -> type:
     """`hooks` (a plain class with Callback hook methods) as a Callback of `flavour`'s package."""
     base = package(flavour).Callback
-    return type(hooks.__name__.lstrip("_"), (hooks, base), {"__doc__": hooks.__doc__})
+    namespace = {"__doc__": hooks.__doc__, "__module__": hooks.__module__}
+    return type(hooks.__name__.lstrip("_"), (hooks, base), namespace)
