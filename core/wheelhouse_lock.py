@@ -6,8 +6,10 @@ For each family, pip resolves for the image's Python and platform, binary wheels
 the image's own packages alone (closure A: once per image and machine, kept under the wheel
 cache's `resolutions/`; it downloads torch and its CUDA wheels to read their metadata), then the
 image's packages plus `training/requirements/<family>.in` (and a project's requirements) with
-every package of A offered as a metadata-only stub wheel capped at A's version (closure B: no
-torch download; a re-lock after a one-line change runs pip once, for what changed). The lock is
+every package of A a metadata-only stub wheel pinned by URL (closure B: no torch download, and
+pip asks PyPI only about what the lines add; a package the lines need older is freed, see
+`resolve_with_image`). The families resolve side by side; a re-lock after a one-line change
+runs pip once per family. The lock is
 what B needs for those lines, less the image's certain packages at the image's version: those
 its build files name (`core/image_contents.py`) and what they pin exactly. A line that
 contradicts the image's pins fails B, and the lock fails with pip's own conflict lines.
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from packaging.markers import default_environment
@@ -60,17 +63,24 @@ class ResolutionFailed(Exception):
     """pip found no resolution; the message is pip's reason on one line."""
 
 
+def _key(kind: str, fam: ImageFamily, lines: list[str]) -> str:
+    return hashlib.sha256("\n".join([kind, *fam.pip_target_args(), *lines]).encode()).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def _cached(kind: str, fam: ImageFamily, lines: list[str], compute) -> dict[str, dict]:
     """A resolution kept under the wheel cache by its inputs (pip, image, lines)."""
-    key = hashlib.sha256("\n".join([kind, *fam.pip_target_args(), *lines]).encode()).hexdigest()
-    path = cache_dir().parent / "resolutions" / f"{key}.json"
+    path = cache_dir().parent / "resolutions" / f"{_key(kind, fam, lines)}.json"
     if path.is_file():
         return json.loads(path.read_text())
     out = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(out, sort_keys=True))
-    os.replace(partial, path)
+    _write_atomic(path, json.dumps(out, sort_keys=True))
     return out
 
 
@@ -120,33 +130,72 @@ def resolve_with_image(
     fam: ImageFamily, image: dict[str, dict], wanted: list[str]
 ) -> dict[str, dict]:
     """pip's resolution of the image's packages plus `wanted`. Each package of the image's
-    closure is offered as a metadata-only stub wheel (tagged for the image, so pip prefers it
-    over PyPI's file of the same version) and capped at its version: pip reads no torch or CUDA
-    wheel again, and only what `wanted` adds (or needs older) comes from PyPI."""
+    closure is a metadata-only stub wheel (tagged for the image), so pip reads no torch or CUDA
+    wheel again and only what `wanted` adds comes from PyPI.
 
-    def compute() -> dict[str, dict]:
-        with tempfile.TemporaryDirectory() as tmp:
-            stubs = Path(tmp) / "image-stubs"
-            stubs.mkdir()
-            for entry in image.values():
-                _stub_wheel(stubs, fam, entry)
-            # Never newer than the image has (PyPI moves on after the image is resolved);
-            # older where a wanted package needs it.
-            ceiling = Path(tmp) / "image-ceiling.txt"
-            ceiling.write_text("".join(f"{e['name']}<={e['version']}\n" for e in image.values()))
-            options = ["--ignore-installed", "--target={tmp}/target", f"--find-links={stubs}"]
-            options.append(f"--constraint={ceiling}")
-            lines = [*fam.ships, *wanted]
-            return _pip_install_report(fam, lines, options, [sys.executable], pip_env())
+    Each stub is first pinned by URL, so pip asks PyPI nothing about the image's ~70 packages
+    (asking is most of a re-lock's time). Where `wanted` needs an image package at another
+    version, pip's conflict names it: that one is freed (offered as a stub, capped at the
+    image's version, older from PyPI where needed) and pip runs again; after a few rounds all
+    are freed, so the answer and the error are pip's own either way."""
 
     pinned = [f"{name}=={entry['version']}" for name, entry in sorted(image.items())]
-    return _cached("with-image-2", fam, [*pinned, *wanted], compute)
+    # What the last lock for this image had to free (a runner pin, e.g. lightning's fsspec cap,
+    # stays across a project's re-locks): start from there.
+    freed = cache_dir().parent / "resolutions" / f"freed-{_key('freed', fam, pinned)}.json"
+
+    def compute() -> dict[str, dict]:
+        free = set(json.loads(freed.read_text())) & set(image) if freed.is_file() else set()
+        for _ in range(_FREEING_ROUNDS):
+            try:
+                out = _resolve_on_stubs(fam, image, wanted, free)
+            except ResolutionFailed as exc:
+                named = _named_in(str(exc), set(image) - free)
+                if not named:
+                    break
+                free |= named
+            else:
+                _write_atomic(freed, json.dumps(sorted(free)))
+                return out
+        return _resolve_on_stubs(fam, image, wanted, set(image))
+
+    return _cached("with-image-3", fam, [*pinned, *wanted], compute)
+
+
+#: Rounds of freeing the image packages a conflict names before freeing them all.
+_FREEING_ROUNDS = 3
+
+
+def _named_in(reason: str, names: set[str]) -> set[str]:
+    """The (canonical) package names a pip message mentions."""
+    words = set(re.findall(r"[a-z0-9][a-z0-9._-]*", reason.lower()))
+    return {n for n in names if n in {canonicalize_name(w) for w in words}}
+
+
+def _resolve_on_stubs(
+    fam: ImageFamily, image: dict[str, dict], wanted: list[str], free: set[str]
+) -> dict[str, dict]:
+    """pip's resolution with the image packages in `free` offered as stubs and never newer than
+    the image has (PyPI moves on after the image is resolved), the others pinned to theirs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stubs = Path(tmp) / "image-stubs"
+        stubs.mkdir()
+        wheels = {name: _stub_wheel(stubs, fam, entry) for name, entry in image.items()}
+        ceiling = Path(tmp) / "image-ceiling.txt"
+        ceiling.write_text("".join(f"{e['name']}<={e['version']}\n" for e in image.values()))
+        options = ["--ignore-installed", "--target={tmp}/target", f"--find-links={stubs}"]
+        options.append(f"--constraint={ceiling}")
+        pins = [f"{image[n]['name']} @ {wheels[n].as_uri()}" for n in sorted(set(image) - free)]
+        # A ships line makes pip ask PyPI about its package even when pinned: only freed ones.
+        ships = [s for s in fam.ships if canonicalize_name(Requirement(s).name) in free]
+        lines = [*ships, *pins, *wanted]
+        return _pip_install_report(fam, lines, options, [sys.executable], pip_env())
 
 
 _EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 
 
-def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> None:
+def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> Path:
     """A wheel holding only the entry's metadata (name, version, dependencies)."""
     name = canonicalize_name(entry["name"]).replace("-", "_")
     info = f"{name}-{entry['version']}.dist-info"
@@ -158,10 +207,12 @@ def _stub_wheel(folder: Path, fam: ImageFamily, entry: dict) -> None:
     tag = f"{fam.abi}-{fam.abi}-{fam.platform}"
     wheel = ["Wheel-Version: 1.0", "Generator: trainops-lock", "Root-Is-Purelib: false"]
     files = {f"{info}/METADATA": meta, f"{info}/WHEEL": [*wheel, f"Tag: {tag}"]}
-    with zipfile.ZipFile(folder / f"{name}-{entry['version']}-{tag}.whl", "w") as zf:
+    wheel_path = folder / f"{name}-{entry['version']}-{tag}.whl"
+    with zipfile.ZipFile(wheel_path, "w") as zf:
         for path, lines in files.items():
             zf.writestr(path, "\n".join(lines) + "\n")
         zf.writestr(f"{info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"]))
+    return wheel_path
 
 
 def pip_reason(stdout: str, stderr: str) -> str:
@@ -386,9 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     project = args.project
     if project is not None and not any(project.glob("requirements*.txt")):
         raise SystemExit(f"{project}: no requirements.txt (or requirements.<family>.txt) to lock")
-    for name in args.families or list(FAMILIES):
-        fam = family(name)
-        text = lock_family(fam, project)
+    fams = [family(name) for name in args.families or list(FAMILIES)]
+    # Each family's pip runs on its own (most of a re-lock is pip's CPU): side by side.
+    with ThreadPoolExecutor(max_workers=len(fams)) as pool:
+        texts = [pool.submit(lock_family, fam, project) for fam in fams]
+    for fam, done in zip(fams, texts, strict=True):
+        text = done.result()
         target = project_lock(project, fam) if project else fam.lock
         target.write_text(text)
         count = sum(1 for line in text.splitlines() if not line.startswith("#"))

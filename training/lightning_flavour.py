@@ -8,6 +8,7 @@ from, found here from the config's class paths (imported, never instantiated).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -88,3 +89,11 @@ def package(flavour: str) -> ModuleType:
 def submodule(pl: ModuleType, name: str) -> ModuleType:
     """`pl.<name>` imported (attribute access alone does not import a subpackage)."""
     return importlib.import_module(f"{pl.__name__}.{name}")
+
+
+@functools.cache
+def callback_class(flavour: str, hooks: type) -> type:
+    """`hooks` (a plain class with Callback hook methods) as a Callback of `flavour`'s package."""
+    base = package(flavour).Callback
+    namespace = {"__doc__": hooks.__doc__, "__module__": hooks.__module__}
+    return type(hooks.__name__.lstrip("_"), (hooks, base), namespace)

@@ -154,7 +154,9 @@ def run(argv: Sequence[str]) -> int:
     from training.checkpoints import atomic_checkpoint_io, select_checkpoint
     from training.export import save_model
     from training.guards import guard_callbacks
+    from training.loader_workers import loader_guard, use_clean_workers
     from training.loggers import loggers_for
+    from training.monitored_keys import monitor_guard
     from training.node_prepare import prepare_on_node
     from training.runner_cli import RunnerTrainer
 
@@ -187,6 +189,7 @@ def run(argv: Sequence[str]) -> int:
         """The runner's part of the Trainer, which LightningCLI builds from the config's
         `trainer:` (training/runner_cli.py): the cluster, checkpoints, logs and guards."""
         pl = task.pl
+        use_clean_workers(task.datamodule)  # before any DataLoader starts a worker
         cluster_mod.import_backend(cluster)
         if cluster.is_global_zero:
             _log_task(task, hp, precision, cluster.world_size)
@@ -208,6 +211,8 @@ def run(argv: Sequence[str]) -> int:
                     sm.checkpoint_dir, hp.checkpoint_every_n_steps, hp.checkpoint_every_minutes
                 ),
                 *guard_callbacks(task.flavour, cluster.world_size, dog),
+                *monitor_guard(task.flavour, list(given.get("callbacks") or []), hp.config),
+                *loader_guard(task.flavour),
                 *([runner_cb.DebugProgress(debug_dir, cluster.global_rank)] if debug_dir else []),
                 *sharding.callbacks(shard, pl, cluster),
             ],

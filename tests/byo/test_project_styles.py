@@ -9,16 +9,14 @@ records what ran (2 nodes, the learning rate's key as found)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.byo.conftest import COURSE, FIXTURES, HYDRA, PLAIN, STYLE_CONFIGS
-from tests.training.conftest import REPO, communicate_all, free_port, subprocess_env
+from tests.byo.conftest import COURSE, HYDRA, PLAIN, STYLE_CONFIGS, code_folder, start_in
+from tests.training.conftest import communicate_all, free_port, subprocess_env
 from training import contract
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -39,37 +37,17 @@ EXPECTED = {
 }
 
 
-def _code_folder(project: str, into: Path) -> Path:
-    """What a host unpacks: the runner package and the project at the code root."""
-    shutil.copytree(FIXTURES / project, into, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(
-        REPO / "training",
-        into / "training",
-        ignore=shutil.ignore_patterns("__pycache__", "requirements", "donut"),
-    )
-    return into
-
-
 def _launch(project: str, tmp: Path) -> list[subprocess.Popen[str]]:
     port = free_port()
     procs = []
     for node in (0, 1):
         host = tmp / project / f"algo-{node + 1}"
-        code = _code_folder(project, host / "code")
+        code = code_folder(project, host / "code")
         env = subprocess_env({"TRAINING_LOCAL_ROOT": str(host), "PYTHONPATH": ""})
         args = ["-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node)]
         args += ["--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port)]
         args += ["training/train.py", "--config", STYLE_CONFIGS[project], "--epochs", str(EPOCHS)]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, *args],
-                env=env,
-                cwd=code,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
+        procs.append(start_in(code, args, env))
     return procs
 
 
