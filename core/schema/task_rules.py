@@ -182,7 +182,13 @@ def validate_channels(value: Any) -> dict[str, str]:
 
 def validate_metrics(value: Any) -> tuple[str, ...]:
     """Task metric names that get MetricDefinitions (the runner's own are always added)."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        # `-c 'training.metrics=["a","b"]'` reaches synth as that text: a JSON list.
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _fail("metrics", value, "expected a JSON list of metric names") from None
+    elif isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise _fail("metrics", value, "expected a list of metric names")

@@ -108,6 +108,15 @@ def test_too_many_metrics():
     )
 
 
+def test_metrics_as_a_json_list_in_a_context_string():
+    # `-c 'training.metrics=["val_f1","train_loss"]'` (README's Donut step) arrives as text
+    assert _config(metrics='["val_f1", "train_loss"]').metrics == ("val_f1", "train_loss")
+    assert _config(metrics="val_f1, train_loss").metrics == ("val_f1", "train_loss")
+    assert _error(metrics='["val_f1"') == (
+        "metrics='[\"val_f1\"': expected a JSON list of metric names"
+    )
+
+
 def test_a_metric_name_with_a_space():
     assert _error(metrics=["val loss"]) == (
         "metrics='val loss': expected a metric name without spaces or '='"
