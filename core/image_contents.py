@@ -99,7 +99,6 @@ class ImageFamily:
 
 #: Shipped by every PyTorch training DLC (conda/pip lines of the Dockerfiles), beside torch.
 _COMMON = (
-    "numpy",
     "scipy",
     "pillow",
     "PyYAML",
@@ -137,6 +136,9 @@ FAMILIES: dict[str, ImageFamily] = {
             "accelerate==0.30.1",
             "urllib3<2",
             "setuptools<81",
+            # NumPy 1.x: the image installs `sagemaker>=2,<3`, which requires numpy<2.0
+            # (docs/facts.md, "NumPy 1.x in the PyTorch 2.3.0 training image").
+            "numpy<2",
             *_COMMON,
         ),
         source="aws/deep-learning-containers pytorch/training/docker/2.3/py3/cu121/Dockerfile.gpu "
@@ -155,6 +157,7 @@ FAMILIES: dict[str, ImageFamily] = {
             "accelerate",
             "urllib3>=2.5.0",
             "setuptools>=80.10.1",
+            "numpy",
             *_COMMON,
         ),
         source="aws/deep-learning-containers pytorch/training/docker/2.10/py3/cu130/Dockerfile.gpu",

@@ -152,13 +152,19 @@ def read_lock(fam: ImageFamily, project: Path | None = None) -> list[LockedWheel
 IMAGE_CLOSURE_HEADER = "# The image's closure as resolved: "
 
 
-def image_closure(fam: ImageFamily) -> list[str]:
-    """Names of the packages the family's lock took the image to have (its header line; empty
-    for a lock written before the line existed)."""
+def image_closure_versions(fam: ImageFamily) -> dict[str, str]:
+    """Canonical name -> version of the packages the family's lock took the image to have (its
+    header line; empty for a lock written before the line existed)."""
     for line in fam.lock.read_text().splitlines():
         if line.startswith(IMAGE_CLOSURE_HEADER):
-            return [pin.split("==")[0] for pin in line[len(IMAGE_CLOSURE_HEADER) :].split()]
-    return []
+            pins = (pin.partition("==") for pin in line[len(IMAGE_CLOSURE_HEADER) :].split())
+            return {canonicalize_name(name): version for name, _, version in pins}
+    return {}
+
+
+def image_closure(fam: ImageFamily) -> list[str]:
+    """Names of the packages the family's lock took the image to have."""
+    return list(image_closure_versions(fam))
 
 
 def check_fits(wheels: list[LockedWheel], fam: ImageFamily, python: str) -> None:

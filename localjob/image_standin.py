@@ -3,9 +3,13 @@
 A local job must not see what the bundle has to bring (Lightning, torchmetrics, ...): the dev
 venv has them all, so running jobs there would hide a bundle that cannot install. The stand-in
 is a package folder holding links to this venv's copies of the image's packages (torch, numpy,
-the toolkits, pip, ... and what they depend on) plus pinned overrides where the image's version
-matters (the 2.3.0 image's setuptools still has `pkg_resources`, which Lightning 2.2.5 imports)
-and stand-ins for what exists only in AWS's images (SMDDP: localjob/smddp_standin, the `smddp`
+the toolkits, pip, ... and what they depend on), except where this venv's copy breaks the image
+model's own specifiers (`numpy<2`, `urllib3<2`, `setuptools<81` on the 2.3.0 image): those come
+at the version the lock resolved for the image, and so does every linked package whose
+requirements they break (pandas 3.1 needs numpy>=2). Jobs then import the image's majors
+(`np.ComplexWarning` exists; the 2.3.0 image's setuptools still has `pkg_resources`, which
+Lightning 2.2.5 imports). torch stays this venv's CPU build (the rehearsal's one substitute). And
+stand-ins for what exists only in AWS's images (SMDDP: localjob/smddp_standin, the `smddp`
 process group over gloo with SMDDP's limits).
 Each simulated host gets a fresh, pip-less venv that sees that folder through a `.pth` file, so
 the toolkit's own `pip install -r requirements.txt` installs the bundle into the host's venv and
@@ -37,8 +41,8 @@ from core.image_contents import ImageFamily, family
 
 #: Present in every SageMaker PyTorch image besides the family's own list.
 _ALWAYS = ("pip", "sagemaker-training", "sagemaker-pytorch-training", "torch")
-#: Versions that differ in a way jobs notice, installed instead of this venv's copy.
-OVERRIDES = {"smddp": ("setuptools==80.9.0",), "current": ()}
+#: Never replaced by the image's version: the rehearsal runs this venv's CPU torch.
+_KEEP = frozenset({"torch"})
 #: Packages of the image that exist only inside AWS's images, as local stand-ins (linked in).
 STAND_INS = {"smddp": (Path(__file__).resolve().parent / "smddp_standin" / "smdistributed",)}
 
@@ -87,7 +91,7 @@ def image_standin(family_name: str) -> ImageStandIn:
     brought = _brought_by_bundle(fam) - closure
     roots = [*(Requirement(r).name for r in fam.ships), *_ALWAYS, *closure]
     names = sorted(_closure(roots) - brought)
-    overrides = OVERRIDES[fam.name]
+    overrides = _replacements(fam, set(names))
     stand_ins = STAND_INS.get(fam.name, ())
     # Versions are in the key: an upgraded venv package gets a new folder, never a dangling link.
     pins = [f"{name}=={md.version(name)}" for name in names]
@@ -97,6 +101,41 @@ def image_standin(family_name: str) -> ImageStandIn:
     if not site.is_dir():
         _build_site(site, names, overrides, stand_ins)
     return ImageStandIn(fam.name, site, tuple(sorted(_console_scripts(site).items())))
+
+
+def _replacements(fam: ImageFamily, names: set[str]) -> tuple[str, ...]:
+    """`name==version` pins, at the versions the lock resolved for the image, for the image's
+    packages whose copy here breaks the family's specifiers, then for linked packages whose
+    requirements those pins break (until none does). Only where the lock was resolved for this
+    Python: another Python's closure may name versions with no wheel here."""
+    if fam.python != f"{sys.version_info.major}.{sys.version_info.minor}":
+        return ()
+    resolved = wheelhouse.image_closure_versions(fam)
+    replaced: dict[str, str] = {}
+    for line in fam.ships:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        usable = name in names and name in resolved and name not in _KEEP
+        if usable and not req.specifier.contains(md.version(name), prereleases=True):
+            replaced[name] = resolved[name]
+    while broken := [
+        name
+        for name in sorted(names - replaced.keys() - _KEEP)
+        if name in resolved and _breaks(name, replaced)
+    ]:
+        replaced.update((name, resolved[name]) for name in broken)
+    return tuple(f"{name}=={version}" for name, version in sorted(replaced.items()))
+
+
+def _breaks(name: str, replaced: dict[str, str]) -> bool:
+    """Whether the installed `name` requires a replaced package at another version."""
+    for line in md.requires(name) or []:
+        req = Requirement(line)
+        dep = canonicalize_name(req.name)
+        applies = dep in replaced and (req.marker is None or req.marker.evaluate({"extra": ""}))
+        if applies and not req.specifier.contains(replaced[dep], prereleases=True):
+            return True
+    return False
 
 
 def _brought_by_bundle(fam: ImageFamily) -> set[str]:
