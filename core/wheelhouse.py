@@ -162,11 +162,6 @@ def image_closure_versions(fam: ImageFamily) -> dict[str, str]:
     return {}
 
 
-def image_closure(fam: ImageFamily) -> list[str]:
-    """Names of the packages the family's lock took the image to have."""
-    return list(image_closure_versions(fam))
-
-
 def check_fits(wheels: list[LockedWheel], fam: ImageFamily, python: str) -> None:
     """Every package has a wheel that installs on the image's Python and platform (offline,
     from the file names; a package may also carry the rehearsal Python's wheel)."""

@@ -87,11 +87,12 @@ def image_standin(family_name: str) -> ImageStandIn:
     # The image's packages and everything the lock took the image to have, as far as this venv
     # has them; less what only the bundle brings (an image package the bundle brings at another
     # version stays: the image has one, the bundle's install replaces it in the host).
-    closure = {canonicalize_name(n) for n in wheelhouse.image_closure(fam)}
+    resolved = wheelhouse.image_closure_versions(fam)
+    closure = set(resolved)
     brought = _brought_by_bundle(fam) - closure
     roots = [*(Requirement(r).name for r in fam.ships), *_ALWAYS, *closure]
     names = sorted(_closure(roots) - brought)
-    overrides = _replacements(fam, set(names))
+    overrides = _replacements(fam, set(names), resolved)
     stand_ins = STAND_INS.get(fam.name, ())
     # Versions are in the key: an upgraded venv package gets a new folder, never a dangling link.
     pins = [f"{name}=={md.version(name)}" for name in names]
@@ -103,14 +104,13 @@ def image_standin(family_name: str) -> ImageStandIn:
     return ImageStandIn(fam.name, site, tuple(sorted(_console_scripts(site).items())))
 
 
-def _replacements(fam: ImageFamily, names: set[str]) -> tuple[str, ...]:
+def _replacements(fam: ImageFamily, names: set[str], resolved: dict[str, str]) -> tuple[str, ...]:
     """`name==version` pins, at the versions the lock resolved for the image, for the image's
     packages whose copy here breaks the family's specifiers, then for linked packages whose
     requirements those pins break (until none does). Only where the lock was resolved for this
     Python: another Python's closure may name versions with no wheel here."""
     if fam.python != f"{sys.version_info.major}.{sys.version_info.minor}":
         return ()
-    resolved = wheelhouse.image_closure_versions(fam)
     replaced: dict[str, str] = {}
     for line in fam.ships:
         req = Requirement(line)
